@@ -1,0 +1,3 @@
+from minidocker.cli.main import main
+
+main()

@@ -1,0 +1,27 @@
+"""What every command gets: the data root, exec root and debug flag, and lazily built stores."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the stores import nothing heavy, but keep `--help` instant anyway
+    from minidocker.image.store import Stores
+
+DEFAULT_DATA_ROOT = "/var/lib/minidocker"
+DEFAULT_EXEC_ROOT = "/run/minidocker"
+
+
+@dataclass
+class Context:
+    data_root: str = DEFAULT_DATA_ROOT
+    exec_root: str = DEFAULT_EXEC_ROOT
+    debug: bool = False
+
+    @functools.cached_property
+    def stores(self) -> Stores:
+        from minidocker.image.store import Stores
+
+        return Stores.open(os.path.abspath(self.data_root))

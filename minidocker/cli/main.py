@@ -1,0 +1,106 @@
+"""``minidocker``: global options, lazy command loading, and the one place errors become exit codes.
+
+Commands live in modules of this package and are imported only when invoked, so ``minidocker
+--help`` and fast verbs never pay for heavy imports (pyroute2, requests, rich).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from minidocker.cli.context import DEFAULT_DATA_ROOT, DEFAULT_EXEC_ROOT, Context
+
+# verb -> "module:attribute"; aliases keep the seed mydocker's verbs working.
+COMMANDS: dict[str, str] = {
+    "images": "minidocker.cli.images:images",
+    "image": "minidocker.cli.images:image_group",
+    "tag": "minidocker.cli.images:tag",
+    "rmi": "minidocker.cli.images:rmi",
+    "history": "minidocker.cli.images:history",
+    "inspect": "minidocker.cli.images:inspect",
+    "load": "minidocker.cli.archive:load",
+    "save": "minidocker.cli.archive:save",
+    "import": "minidocker.cli.archive:import_",
+    "buildbase": "minidocker.cli.archive:buildbase",
+    "buildBase": "minidocker.cli.archive:buildbase",
+    "fsck": "minidocker.cli.images:fsck",
+    "version": "minidocker.cli.system:version",
+}
+HIDDEN = {"buildBase"}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) - HIDDEN)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        cmd: click.Command = getattr(importlib.import_module(module), attr)
+        return cmd
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--data-root",
+    envvar="MINIDOCKER_DATA_ROOT",
+    default=DEFAULT_DATA_ROOT,
+    show_default=True,
+    help="Root of persistent state (laid out like /var/lib/docker).",
+)
+@click.option(
+    "--exec-root",
+    envvar="MINIDOCKER_EXEC_ROOT",
+    default=DEFAULT_EXEC_ROOT,
+    show_default=True,
+    help="Root of runtime state.",
+)
+@click.option("--trace", is_flag=True, help="Print one line per kernel and store step.")
+@click.option("-D", "--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="minidocker", prog_name="minidocker")
+@click.pass_context
+def cli(ctx: click.Context, data_root: str, exec_root: str, trace: bool, debug: bool) -> None:
+    """A container runtime whose data root is laid out exactly like Docker's."""
+    if trace:
+        from minidocker import trace as tr
+
+        tr.to_stream(sys.stderr)
+    ctx.obj = Context(data_root=data_root, exec_root=exec_root, debug=debug)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: run the CLI, turning our errors into one stderr line and Docker's exit codes."""
+    from minidocker.errors import MinidockerError
+
+    try:
+        return cli.main(args=argv, prog_name="minidocker", standalone_mode=False)
+    except MinidockerError as e:
+        if os.environ.get("MINIDOCKER_DEBUG") or "-D" in sys.argv or "--debug" in sys.argv:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        # Docker exits 125 on flag errors too ("docker: unknown flag ...").
+        click.echo(f"minidocker: {e.format_message()}", err=True)
+        sys.exit(125)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(125)

@@ -1,0 +1,69 @@
+"""Digests, DiffIDs and ChainIDs (shared/docker-layout.md section 2.1).
+
+>>> chain_id(["sha256:" + "a" * 64])
+'sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+
+from minidocker import trace
+from minidocker.errors import InvalidInput
+
+_HEX64 = re.compile(r"[a-f0-9]{64}")
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def validate(digest: str) -> str:
+    """Return the hex part of a ``sha256:<64 hex>`` digest, or raise. Called before any digest is
+    used as a path component (CVE-2014-9358, CVE-2024-3727)."""
+    algo, _, hexpart = digest.partition(":")
+    if algo != "sha256" or not _HEX64.fullmatch(hexpart):
+        raise InvalidInput(f"invalid digest {digest!r}", subject=digest)
+    return hexpart
+
+
+def validate_hex(value: str) -> str:
+    if not _HEX64.fullmatch(value):
+        raise InvalidInput(f"invalid id {value!r}", subject=value)
+    return value
+
+
+def is_hex64(value: str) -> bool:
+    return bool(_HEX64.fullmatch(value))
+
+
+def chain_id_step(parent: str | None, diff_id: str) -> str:
+    """ChainID(L0..Ln) = sha256(ChainID(L0..Ln-1) + " " + DiffID(Ln)); ChainID(L0) = DiffID(L0)."""
+    if parent is None:
+        return diff_id
+    result = sha256_digest(f"{parent} {diff_id}".encode())
+    trace.emit(lambda: f'chainID = sha256("{parent} {diff_id}") = {result}')
+    return result
+
+
+def chain_id(diff_ids: Sequence[str]) -> str:
+    """The ChainID of a whole stack of DiffIDs (base first)."""
+    if not diff_ids:
+        raise ValueError("chain_id of an empty layer list")
+    current: str | None = None
+    for d in diff_ids:
+        current = chain_id_step(current, d)
+    assert current is not None
+    return current
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    """Every prefix's ChainID, base first."""
+    out: list[str] = []
+    current: str | None = None
+    for d in diff_ids:
+        current = chain_id_step(current, d)
+        out.append(current)
+    return out

@@ -1,0 +1,232 @@
+"""Docker's layer store: ``image/overlay2/layerdb/``, byte for byte.
+
+::
+
+    layerdb/                       0700
+      sha256/<chain-id hex>/       0700   diff  size  cache-id  [parent]  tar-split.json.gz   (all 0644)
+      mounts/<container-id>/       0755   mount-id  init-id  parent
+      tmp/                         0755   write-set-* transaction dirs, empty at rest
+
+Registering a layer is one streaming pass over the uncompressed tar: the bytes are hashed (DiffID),
+split into tar-split entries and extracted into a fresh overlay2 ``diff/`` at the same time.
+The layer becomes visible only at the end, when its ``write-set-*`` dir is renamed into
+``sha256/<chain-id>`` under the data-root lock; until then a crash leaves only a temp dir and an
+unreferenced overlay2 dir, which ``fsck`` reports and removes.
+
+Use::
+
+    layers = LayerStore(root, driver, lock)
+    layer = layers.register(open("layer.tar", "rb"), parent=None)
+    layer.chain_id, layer.diff_id, layer.size
+    with open("out.tar", "wb") as f:
+        layers.tar_stream(layer.chain_id, f)   # reproduces layer.tar exactly (sha256 == diff_id)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from minidocker import fsutil, trace
+from minidocker.errors import CorruptStore, InvalidInput, NotFound
+from minidocker.image import digest
+from minidocker.storage.overlay2 import Overlay2Driver, remove_tree
+
+TARSPLIT = "tar-split.json.gz"
+
+
+@dataclass(frozen=True)
+class Layer:
+    chain_id: str  # "sha256:<hex>"
+    diff_id: str
+    parent: str | None  # parent chain id
+    cache_id: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A container's read-write layer (``layerdb/mounts/<container-id>``)."""
+
+    container_id: str
+    mount_id: str
+    init_id: str
+    parent: str | None  # chain id of the image's top layer
+
+
+class LayerStore:
+    def __init__(self, root: str, driver: Overlay2Driver, lock: fsutil.DataRootLock) -> None:
+        self.root = root
+        self.driver = driver
+        self.lock = lock
+        self.sha_dir = os.path.join(root, "sha256")
+        self.mounts_dir = os.path.join(root, "mounts")
+        self.tmp_dir = os.path.join(root, "tmp")
+
+    def setup(self) -> None:
+        fsutil.makedirs(self.root, 0o700)
+        for d in (self.sha_dir, self.mounts_dir, self.tmp_dir):
+            fsutil.makedirs(d, 0o755)
+
+    # -- reading -------------------------------------------------------------------------------
+    def _dir(self, chain_id: str) -> str:
+        return os.path.join(self.sha_dir, digest.validate(chain_id))
+
+    def exists(self, chain_id: str) -> bool:
+        return os.path.isfile(os.path.join(self._dir(chain_id), "diff"))
+
+    def get(self, chain_id: str) -> Layer:
+        d = self._dir(chain_id)
+        try:
+            diff_id = fsutil.read_text(os.path.join(d, "diff"))
+            cache_id = fsutil.read_text(os.path.join(d, "cache-id"))
+            size = int(fsutil.read_text(os.path.join(d, "size")))
+        except FileNotFoundError:
+            raise NotFound(f"layer does not exist: {chain_id}", subject=chain_id) from None
+        except ValueError:
+            raise CorruptStore(f"layer {chain_id}: bad size file", subject=chain_id) from None
+        parent: str | None = None
+        with contextlib.suppress(FileNotFoundError):
+            parent = fsutil.read_text(os.path.join(d, "parent")) or None
+        return Layer(chain_id, diff_id, parent, cache_id, size)
+
+    def ids(self) -> list[str]:
+        """Every registered chain id (dirs being written or removed are skipped)."""
+        out = []
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.sha_dir) as it:
+            for e in it:
+                if digest.is_hex64(e.name) and e.is_dir():
+                    out.append("sha256:" + e.name)
+        return sorted(out)
+
+    def chain(self, chain_id: str) -> list[Layer]:
+        """The layer and all its parents, base first."""
+        out = []
+        current: str | None = chain_id
+        while current is not None:
+            layer = self.get(current)
+            out.append(layer)
+            current = layer.parent
+        return out[::-1]
+
+    def tarsplit_path(self, chain_id: str) -> str:
+        return os.path.join(self._dir(chain_id), TARSPLIT)
+
+    def tar_stream(self, chain_id: str, out: BinaryIO) -> None:
+        """Write the layer's original tar, reassembled from tar-split + ``diff/`` (byte-exact)."""
+        from minidocker.image import tarsplit
+
+        layer = self.get(chain_id)
+        trace.emit(lambda: f"assemble {chain_id} from tar-split + overlay2/{layer.cache_id}/diff")
+        tarsplit.assemble(self.tarsplit_path(chain_id), self.driver.diff_path(layer.cache_id), out)
+
+    # -- registering ---------------------------------------------------------------------------
+    def register(
+        self,
+        stream: BinaryIO,
+        parent: str | None = None,
+        *,
+        eof_empty_segment: bool = True,
+        expected_diff_id: str | None = None,
+    ) -> Layer:
+        """Apply an uncompressed layer tar on top of ``parent`` (a chain id) and register it.
+
+        ``eof_empty_segment``: whether the source reports EOF with a separate empty read (a plain
+        file) or together with the last data (gzip); tar-split records the difference.
+        Raises InvalidInput if the DiffID differs from ``expected_diff_id``; nothing stays behind.
+        """
+        from minidocker.archive import extract, tarstream
+        from minidocker.image import tarsplit
+
+        parent_layer = self.get(parent) if parent else None
+        cache_id = fsutil.random_id()
+        tmp = tempfile.mkdtemp(prefix="write-set-", dir=self.tmp_dir)  # 0700, like os.MkdirTemp
+        created = False
+        try:
+            self.driver.create(cache_id, parent_layer.cache_id if parent_layer else None)
+            created = True
+            writer = tarsplit.TarSplitWriter(os.path.join(tmp, TARSPLIT))
+            try:
+                reader = tarstream.TarReader(stream, observer=writer, eof_empty_segment=eof_empty_segment)
+                extract.apply_layer(reader, self.driver.diff_path(cache_id))
+                reader.finish()
+            finally:
+                writer.close()
+            diff_id = reader.diff_id
+            trace.emit(lambda: f"diffID = sha256(layer tar) = {diff_id}")
+            if expected_diff_id is not None and diff_id != expected_diff_id:
+                raise InvalidInput(
+                    f"layer diff ID mismatch: expected {expected_diff_id}, got {diff_id}", subject=diff_id
+                )
+            chain_id = digest.chain_id_step(parent, diff_id)
+            size = self.driver.size(cache_id)
+            files = {"diff": diff_id, "size": str(size), "cache-id": cache_id}
+            if parent:
+                files["parent"] = parent
+            for name, value in files.items():
+                fsutil.write_new(os.path.join(tmp, name), value.encode(), 0o644)
+            os.chmod(os.path.join(tmp, TARSPLIT), 0o644)
+            final = self._dir(chain_id)
+            with self.lock.held():
+                if os.path.exists(final):
+                    # Someone registered the same chain meanwhile (or it existed): keep theirs.
+                    existing = self.get(chain_id)
+                    self.driver.remove(cache_id)
+                    remove_tree(tmp)
+                    return existing
+                os.rename(tmp, final)
+                trace.emit(lambda: f"rename {tmp} -> {final}")
+            return Layer(chain_id, diff_id, parent, cache_id, size)
+        except BaseException:
+            if created:
+                with contextlib.suppress(Exception):
+                    self.driver.remove(cache_id)
+            remove_tree(tmp)
+            raise
+
+    # -- removing ------------------------------------------------------------------------------
+    def remove(self, chain_id: str) -> None:
+        """Delete one layer (callers ensure no image, child layer or mount uses it).
+
+        Like Docker: rename to ``<hex>-<random>-removing`` first so a crash never leaves a
+        half-deleted layer that looks valid, then delete the driver dir, then the renamed dir.
+        """
+        layer = self.get(chain_id)
+        d = self._dir(chain_id)
+        doomed = f"{d}-{fsutil.random_id()}-removing"
+        with self.lock.held():
+            os.rename(d, doomed)
+        trace.emit(lambda: f"remove layer {chain_id} (cache-id {layer.cache_id})")
+        self.driver.remove(layer.cache_id)
+        remove_tree(doomed)
+
+    def children(self) -> dict[str, list[str]]:
+        """parent chain id -> child chain ids, computed from the parent files."""
+        out: dict[str, list[str]] = {}
+        for cid in self.ids():
+            with contextlib.suppress(NotFound):
+                p = self.get(cid).parent
+                if p:
+                    out.setdefault(p, []).append(cid)
+        return out
+
+    # -- container mounts ----------------------------------------------------------------------
+    def mounts(self) -> Iterator[Mount]:
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.mounts_dir) as it:
+            for e in it:
+                if e.is_dir():
+                    with contextlib.suppress(FileNotFoundError):
+                        yield self.get_mount(e.name)
+
+    def get_mount(self, container_id: str) -> Mount:
+        d = os.path.join(self.mounts_dir, digest.validate_hex(container_id))
+        mount_id = fsutil.read_text(os.path.join(d, "mount-id"))
+        init_id = fsutil.read_text(os.path.join(d, "init-id"))
+        parent: str | None = None
+        with contextlib.suppress(FileNotFoundError):
+            parent = fsutil.read_text(os.path.join(d, "parent")) or None
+        return Mount(container_id, mount_id, init_id, parent)

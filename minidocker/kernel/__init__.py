@@ -1,0 +1,102 @@
+"""The kernel seam: the only module that calls libc directly (through ctypes).
+
+Every function emits one trace event with its real arguments, so ``minidocker --trace`` narrates
+what the kernel was asked to do. Unit tests replace functions here with recording fakes
+(``tests/unit/fakes.py``); integration tests run them for real.
+
+Python 3.11 has no ``os.unshare``/``os.setns`` (3.12+), and no ``mount`` at all, hence ctypes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+from minidocker import trace
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+# mount(2) flags we use (linux/mount.h)
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+MS_SLAVE = 0x80000
+MS_STRICTATIME = 0x1000000
+MNT_DETACH = 0x2
+
+_MS_NAMES = {
+    MS_RDONLY: "MS_RDONLY",
+    MS_NOSUID: "MS_NOSUID",
+    MS_NODEV: "MS_NODEV",
+    MS_NOEXEC: "MS_NOEXEC",
+    MS_REMOUNT: "MS_REMOUNT",
+    MS_BIND: "MS_BIND",
+    MS_REC: "MS_REC",
+    MS_PRIVATE: "MS_PRIVATE",
+    MS_SLAVE: "MS_SLAVE",
+    MS_STRICTATIME: "MS_STRICTATIME",
+}
+
+
+def _flag_names(flags: int) -> str:
+    names = [n for bit, n in _MS_NAMES.items() if flags & bit]
+    return "|".join(names) if names else "0"
+
+
+def _check(ret: int, what: str, path: str | None = None) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}", path)
+
+
+def _b(s: str | None) -> bytes | None:
+    return None if s is None else os.fsencode(s)
+
+
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None
+) -> None:
+    """mount(2). Raises OSError with errno on failure."""
+    trace.emit(lambda: f'mount({source!r}, "{target}", {fstype!r}, {_flag_names(flags)}, {data!r})')
+    _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)), "mount", target)
+
+
+def umount(target: str, flags: int = 0) -> None:
+    """umount2(2)."""
+    trace.emit(lambda: f'umount2("{target}", {"MNT_DETACH" if flags & MNT_DETACH else "0"})')
+    _check(_libc.umount2(_b(target), flags), "umount2", target)
+
+
+def mknod_whiteout(path: str, *, dir_fd: int | None = None) -> None:
+    """An overlayfs whiteout: a character device 0/0, mode 0 (permission bits are set by the caller)."""
+    trace.emit(lambda: f'mknod("{path}", S_IFCHR, makedev(0, 0))')
+    os.mknod(path, 0o600 | 0o020000, os.makedev(0, 0), dir_fd=dir_fd)
+
+
+def set_opaque(path: str) -> None:
+    """Mark an overlayfs directory opaque (hides everything below it in lower layers)."""
+    trace.emit(lambda: f'lsetxattr("{path}", "trusted.overlay.opaque", "y")')
+    os.setxattr(path, "trusted.overlay.opaque", b"y", follow_symlinks=False)
+
+
+def is_mountpoint(path: str) -> bool:
+    """True if ``path`` is listed as a mount target in /proc/self/mountinfo."""
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            target = os.fsencode(os.path.realpath(path))
+            for line in f:
+                fields = line.split(b" ")
+                mp = fields[4].replace(b"\\040", b" ").replace(b"\\011", b"\t").replace(b"\\012", b"\n")
+                if mp.replace(b"\\134", b"\\") == target:
+                    return True
+    except FileNotFoundError:
+        pass
+    return False

@@ -1,0 +1,1 @@
+"""Not yet written: see the chapter map in docs/chapters/README.md."""
