@@ -22,12 +22,24 @@ XZ = b"\xfd7zXZ\x00"
 ZSTD = b"\x28\xb5\x2f\xfd"
 
 
+def _decoder_errors() -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (OSError, ValueError)
+    try:  # ISA-L's error is a plain Exception, not an OSError like zlib's
+        from isal.igzip_lib import IsalError
+
+        errors += (IsalError,)
+    except ImportError:
+        pass
+    return errors
+
+
 class _GuardedReader(io.RawIOBase):
     """Turn the decompressors' assorted exceptions into one clear InvalidInput."""
 
     def __init__(self, inner: BinaryIO, kind: str) -> None:
         self.inner = inner
         self.kind = kind
+        self.errors = _decoder_errors()
 
     def readable(self) -> bool:
         return True
@@ -37,7 +49,7 @@ class _GuardedReader(io.RawIOBase):
             data = self.inner.read(len(b))
         except EOFError:
             raise InvalidInput(f"unexpected EOF in {self.kind} stream: the archive is truncated") from None
-        except (OSError, ValueError) as e:
+        except self.errors as e:
             raise InvalidInput(f"corrupt {self.kind} stream: {e}") from None
         n = len(data)
         b[:n] = data
@@ -48,7 +60,7 @@ class _GuardedReader(io.RawIOBase):
             return self.inner.read(size)
         except EOFError:
             raise InvalidInput(f"unexpected EOF in {self.kind} stream: the archive is truncated") from None
-        except (OSError, ValueError) as e:
+        except self.errors as e:
             raise InvalidInput(f"corrupt {self.kind} stream: {e}") from None
 
 

@@ -32,11 +32,31 @@ COMMANDS: dict[str, str] = {
     "version": "minidocker.cli.system:version",
 }
 HIDDEN = {"buildBase"}
+# One-line help for `minidocker --help`, so listing verbs imports none of their modules.
+SUMMARY: dict[str, str] = {
+    "images": "List images",
+    "image": "Manage images",
+    "tag": "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
+    "rmi": "Remove one or more images",
+    "history": "Show the history of an image",
+    "inspect": "Return low-level information on images",
+    "load": "Load an image from a tar archive or STDIN",
+    "save": "Save one or more images to a tar archive",
+    "import": "Import the contents from a tarball to create a filesystem image",
+    "buildbase": "Create the built-in base image (busybox:latest from the host's busybox-static)",
+    "fsck": "Check the data root's invariants; --repair removes debris",
+    "version": "Show the minidocker version information",
+}
 
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(COMMANDS) - HIDDEN)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SUMMARY.get(name, "")) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
