@@ -27,7 +27,7 @@ def _decoder_errors() -> tuple[type[BaseException], ...]:
     try:  # ISA-L's error is a plain Exception, not an OSError like zlib's
         from isal.igzip_lib import IsalError
 
-        errors += (IsalError,)
+        errors = (*errors, IsalError)  # type: ignore[arg-type]  # stubs call it an instance
     except ImportError:
         pass
     return errors
@@ -44,7 +44,7 @@ class _GuardedReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b):  # type: ignore[no-untyped-def]
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         try:
             data = self.inner.read(len(b))
         except EOFError:
@@ -55,18 +55,20 @@ class _GuardedReader(io.RawIOBase):
         b[:n] = data
         return n
 
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int | None = -1) -> bytes:
         try:
-            return self.inner.read(size)
+            return self.inner.read(-1 if size is None else size)
         except EOFError:
             raise InvalidInput(f"unexpected EOF in {self.kind} stream: the archive is truncated") from None
         except self.errors as e:
             raise InvalidInput(f"corrupt {self.kind} stream: {e}") from None
 
 
-def sniff(stream: BinaryIO) -> tuple[BinaryIO, str]:
+def sniff(stream: BinaryIO) -> tuple[io.BufferedReader, str]:
     """Peek at the first bytes; returns a stream positioned at the start and the compression kind."""
-    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream, 1 << 20)  # type: ignore[arg-type]
+    buffered: io.BufferedReader = (
+        stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream, 1 << 20)  # type: ignore[arg-type]
+    )
     head = buffered.peek(6)[:6]
     if head.startswith(GZIP):
         return buffered, "gzip"

@@ -520,17 +520,20 @@ class _Extractor:
         mode = 0o600 if self.mode == "onto" else 0o755  # UnpackLayer vs Unpack
         for i, base in enumerate(reversed(missing)):
             try:
-                os.mkdir(base, mode, dir_fd=fd)
-            except FileExistsError:
-                pass  # a dangling symlink or a file: the open below fails, as Docker's MkdirAll does
-            else:
-                if self.mode != "onto":
-                    self._chown(base, 0, 0, fd)
-                if mode & self.umask:
-                    os.chmod(base, mode, dir_fd=fd, follow_symlinks=False)
-            child = os.open(base, _DIR_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
-            if i:  # intermediate fds are not cached: a 2000-deep name must not exhaust the fd table
-                os.close(fd)
+                try:
+                    os.mkdir(base, mode, dir_fd=fd)
+                except FileExistsError:
+                    pass  # a dangling symlink or a file: the open below fails, as Docker's MkdirAll does
+                else:
+                    if self.mode != "onto":
+                        self._chown(base, 0, 0, fd)
+                    if mode & self.umask:  # as under dockerd's umask 022, keeping an inherited setgid
+                        got = os.stat(base, dir_fd=fd, follow_symlinks=False).st_mode
+                        os.chmod(base, mode | (got & stat.S_ISGID), dir_fd=fd, follow_symlinks=False)
+                child = os.open(base, _DIR_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            finally:
+                if i:  # intermediate fds are not cached: a 2000-deep name must not exhaust the fd table
+                    os.close(fd)
             fd = child
         self.cache[rel] = fd
         return fd

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from typing import BinaryIO
 
 from minidocker.errors import NotFound
 from minidocker.image.store import Stores
@@ -44,7 +45,7 @@ def applets(busybox: str) -> list[str]:
     return sorted({line.strip().lstrip("/") for line in out.splitlines() if line.strip()} - {"bin/busybox"})
 
 
-def rootfs_tar(busybox: str, out: io.BufferedWriter | io.BytesIO) -> None:
+def rootfs_tar(busybox: str, out: BinaryIO) -> None:
     """Write the busybox rootfs as an uncompressed tar to ``out``."""
     mtime = int(os.stat(busybox).st_mtime)
 
@@ -72,11 +73,11 @@ def build_busybox(stores: Stores, tag: str = "busybox:latest") -> str:
 
     busybox = find_busybox()
     with tempfile.TemporaryFile(dir=stores.tmp) as f:
-        rootfs_tar(busybox, f)  # type: ignore[arg-type]
+        rootfs_tar(busybox, f)
         f.seek(0)
         return svc.import_image(
             stores,
-            f,  # type: ignore[arg-type]
+            f,
             repo_tag=tag,
             changes=[f"ENV {DEFAULT_PATH}", 'CMD ["sh"]'],
             message="minidocker buildbase: busybox-static of this host",

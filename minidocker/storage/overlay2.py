@@ -194,7 +194,7 @@ def directory_size(path: str) -> int:
 def remove_tree(path: str) -> None:
     """``rm -rf`` that also copes with read-only dirs and immutable-looking modes (chmod and retry)."""
 
-    def onerror(func, p, exc_info):  # type: ignore[no-untyped-def]
+    def onerror(func, p, exc_info):  # noqa: ANN001 (shutil callback)
         with contextlib.suppress(OSError):
             os.chmod(os.path.dirname(p), 0o700)
             func(p)

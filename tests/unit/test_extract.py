@@ -453,3 +453,19 @@ def test_speed(tmp_path: Path) -> None:
         if dest != tmp_path:
             shutil.rmtree(dest)
     assert rate > 2000, f"{rate:.0f} files/s"
+
+
+def test_deep_implied_path_and_deep_opaque(tmp_path: Path) -> None:
+    deep = "a/" * 1500
+    apply_layer_onto(
+        reader(archive(reg("x", b""), reg(deep + "f", b"f", pax={"path": deep + "f"}))), str(tmp_path)
+    )
+    assert (tmp_path / deep / "f").read_bytes() == b"f"
+    apply_layer_onto(reader(archive(reg("y", b""), reg(".wh..wh..opq"))), str(tmp_path))
+    assert os.listdir(tmp_path) == ["y"]
+    assert len(os.listdir(f"/proc/{os.getpid()}/fd")) < 64
+
+
+def test_implied_dir_keeps_inherited_setgid(tmp_path: Path, umask: int) -> None:
+    untar(reader(archive(dir_("g/", mode=0o2775), reg("g/sub/f", b""))), str(tmp_path))
+    assert mode(tmp_path / "g/sub") == 0o2755  # mkdir inherits S_ISGID, Docker's MkdirAll keeps it

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +34,7 @@ def test_layout_of_a_three_layer_chain(driver: Overlay2Driver) -> None:
         d = os.path.join(home, layer)
         assert mode(d) == 0o710
         assert mode(os.path.join(d, "diff")) == 0o755
-        link = open(os.path.join(d, "link")).read()
+        link = Path(d, "link").read_text()
         assert re.fullmatch(r"[A-Z2-7]{26}", link)
         assert mode(os.path.join(d, "link")) == 0o644
         assert os.readlink(os.path.join(home, "l", link)) == f"../{layer}/diff"
@@ -44,7 +45,7 @@ def test_layout_of_a_three_layer_chain(driver: Overlay2Driver) -> None:
     assert os.path.getsize(os.path.join(home, "base", "committed")) == 0
     assert not os.path.exists(os.path.join(home, "top", "committed"))
     assert mode(os.path.join(home, "top", "work")) == 0o700
-    lower = open(os.path.join(home, "top", "lower")).read()
+    lower = Path(home, "top", "lower").read_text()
     assert lower == f"l/{driver.link('mid')}:l/{driver.link('base')}"  # nearest first, no newline
 
 
@@ -58,7 +59,10 @@ def test_mount_options_match_docker(driver: Overlay2Driver) -> None:
         f"upperdir={driver.home}/rw/diff,workdir={driver.home}/rw/work"
     )
     driver.create("child", parent="rw")  # rw is now committed: mounted read-only
-    assert driver.mount_options("rw") == f"{prefix}lowerdir={driver.home}/rw/diff:{driver.home}/l/{driver.link('base')}"
+    assert (
+        driver.mount_options("rw")
+        == f"{prefix}lowerdir={driver.home}/rw/diff:{driver.home}/l/{driver.link('base')}"
+    )
 
 
 def test_directory_size_counts_like_docker(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -81,10 +85,10 @@ def test_get_mounts_overlay_and_put_unmounts(driver: Overlay2Driver) -> None:
     with trace.capture() as events:
         merged = driver.get("rw")
     assert merged == os.path.join(driver.home, "rw", "merged")
-    assert any(e.startswith(f'mount(\'overlay\', "{merged}", \'overlay\'') for e in events)
+    assert any(e.startswith(f"mount('overlay', \"{merged}\", 'overlay'") for e in events)
     try:
         assert kernel.is_mountpoint(merged)
-        assert open(os.path.join(merged, "from-base")).read() == "base"
+        assert Path(merged, "from-base").read_text() == "base"
         with open(os.path.join(merged, "new"), "w") as f:
             f.write("x")
         os.unlink(os.path.join(merged, "from-base"))
