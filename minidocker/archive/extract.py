@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -51,6 +50,7 @@ from minidocker.kernel import fs
 if TYPE_CHECKING:
     from minidocker.archive.tarstream import TarHeader, TarReader
 
+Symlinks = Literal["strict", "chroot"]
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_LINK_DIR = ".wh..wh.plnk"
@@ -72,6 +72,7 @@ def apply_layer(
     *,
     whiteouts: Literal["overlay", "keep"] = "overlay",
     max_bytes: int | None = None,
+    symlinks: Symlinks = "strict",
 ) -> ApplyStats:
     """Extract a layer diff into an (empty) overlay2 ``diff`` directory, as dockerd's ``ApplyDiff``.
 
@@ -81,9 +82,14 @@ def apply_layer(
     ``.wh.`` entries as the plain files they are in the tar. ``max_bytes`` bounds the total content
     (a decompression bomb then fails instead of filling the disk). Drains the reader to EOF, so
     ``reader.diff_id`` is available afterwards.
+
+    ``symlinks="strict"`` refuses a symlink whose target, joined to its directory, climbs above the
+    root (moby's non-chroot ``Untar``: "invalid symlink"). dockerd itself extracts in a chroot,
+    where that check never fires, and accepts e.g. ``usr/lib/x -> ../../../lib/x``; ``"chroot"``
+    does the same. Either way is safe: lookups never leave the root.
     """
     mode: _Mode = "overlay" if whiteouts == "overlay" else "keep"
-    return _Extractor(dest, mode, max_bytes=max_bytes).run(reader)
+    return _Extractor(dest, mode, max_bytes=max_bytes, symlinks=symlinks).run(reader)
 
 
 def untar(
@@ -92,6 +98,7 @@ def untar(
     *,
     max_bytes: int | None = None,
     no_overwrite_dir_nondir: bool = False,
+    symlinks: Symlinks = "strict",
 ) -> ApplyStats:
     """Plain extraction (moby ``chrootarchive.Untar``): no whiteout handling, ``.wh.`` files stay files.
 
@@ -100,16 +107,21 @@ def untar(
     """
     if reader is None:
         raise InvalidInput("empty archive")
-    return _Extractor(dest, "keep", max_bytes=max_bytes, no_overwrite=no_overwrite_dir_nondir).run(reader)
+    ex = _Extractor(
+        dest, "keep", max_bytes=max_bytes, no_overwrite=no_overwrite_dir_nondir, symlinks=symlinks
+    )
+    return ex.run(reader)
 
 
-def apply_layer_onto(reader: TarReader, dest: str, *, max_bytes: int | None = None) -> ApplyStats:
+def apply_layer_onto(
+    reader: TarReader, dest: str, *, max_bytes: int | None = None, symlinks: Symlinks = "strict"
+) -> ApplyStats:
     """Apply a diff ONTO an existing tree (moby ``UnpackLayer``, the naive applier).
 
     ``.wh.NAME`` removes ``NAME``; ``.wh..wh..opq`` removes every child of its directory that this
     layer has not itself written (yet); implied parent directories get mode 0600 as in moby.
     """
-    return _Extractor(dest, "onto", max_bytes=max_bytes).run(reader)
+    return _Extractor(dest, "onto", max_bytes=max_bytes, symlinks=symlinks).run(reader)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -189,8 +201,17 @@ def _clamp(ns: int) -> int:
 class _Extractor:
     """One extraction: a root fd, a cache of parent-directory fds, the directories to date at the end."""
 
-    def __init__(self, dest: str, mode: _Mode, *, max_bytes: int | None = None, no_overwrite: bool = False):
+    def __init__(
+        self,
+        dest: str,
+        mode: _Mode,
+        *,
+        max_bytes: int | None = None,
+        no_overwrite: bool = False,
+        symlinks: Symlinks = "strict",
+    ):
         self.dest = dest
+        self.strict_symlinks = symlinks == "strict"
         self.mode = mode
         self.max_bytes = max_bytes
         self.no_overwrite = no_overwrite
@@ -240,9 +261,7 @@ class _Extractor:
         tf = hdr.typeflag
         rel = _entry_rel(hdr.name)
         if not rel:
-            if tf == b"5":
-                return  # Docker skips "./": the root keeps its own metadata
-            raise InvalidInput(f"{hdr.name!r}: cannot replace the extraction root", subject=hdr.name)
+            return  # Docker skips "." whatever its type: the root keeps its own metadata
         parent, base = _split(rel)
 
         if self.mode != "keep":
@@ -253,7 +272,7 @@ class _Extractor:
                 return
 
         pfd = self._dir_fd(parent, create=True)
-        if tf == b"0" or tf == b"7":
+        if tf == b"0":
             self._reg(hdr, pfd, base)
         elif tf == b"5":
             self._dir(hdr, pfd, base, rel)
@@ -376,7 +395,7 @@ class _Extractor:
     def _symlink(self, hdr: TarHeader, pfd: int, base: str, parent: str) -> None:
         target = hdr.linkname
         # moby Untar: join(dir(path), linkname) must stay under dest (a leading "/" does not anchor)
-        if _clean(f"{parent}/{target}", anchored=False) is None:
+        if self.strict_symlinks and _clean(f"{parent}/{target}", anchored=False) is None:
             raise BreakoutError(f"invalid symlink {hdr.name!r} -> {target!r}", subject=hdr.name)
         try:
             os.symlink(target, base, dir_fd=pfd)
@@ -557,7 +576,7 @@ class _Extractor:
             return
         self._invalidate()
         if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(base, dir_fd=pfd)
+            _remove_tree(pfd, base)
         else:
             os.unlink(base, dir_fd=pfd)
 
@@ -579,3 +598,38 @@ class _Extractor:
         for fd in self.cache.values():
             os.close(fd)
         self.cache = {}
+
+
+_NO_LINKS = fs.RESOLVE_NO_SYMLINKS | fs.RESOLVE_BENEATH
+
+
+def _remove_tree(pfd: int, base: str) -> None:
+    """Remove directory ``base`` of ``pfd`` and everything in it, iteratively and never through a symlink.
+
+    (``shutil.rmtree`` recurses in Python 3.11 and holds an fd per level: a crafted 2000-deep tree
+    would exhaust the stack or the fd table.) At most two fds are open at any time.
+    """
+    stack = [(base, False)]
+    while stack:
+        rel, emptied = stack.pop()
+        if emptied:
+            parent, name = _split(rel)
+            dfd = fs.openat2(pfd, parent, _DIR_PATH, _NO_LINKS) if parent else pfd
+            try:
+                os.rmdir(name, dir_fd=dfd)
+            finally:
+                if dfd != pfd:
+                    os.close(dfd)
+            continue
+        stack.append((rel, True))
+        fd = fs.openat2(pfd, rel, _DIR_READ, _NO_LINKS)
+        try:
+            with os.scandir(fd) as it:
+                children = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+            for name, is_dir in children:
+                if is_dir:
+                    stack.append((f"{rel}/{name}", False))
+                else:
+                    os.unlink(name, dir_fd=fd)
+        finally:
+            os.close(fd)

@@ -104,6 +104,8 @@ def entry(
         body = pax_records(pax)
         out += header("PaxHeaders/x", b"g" if global_pax else b"x", size=len(body)) + _pad(body)
     size = fields.pop("size", len(data))
+    if pax and "path" in pax and len(name) > 100:
+        name = "long-name-in-pax"  # the PAX path record overrides the USTAR name field
     return out + header(name, typeflag, size=size, **fields) + _pad(data)  # type: ignore[arg-type]
 
 

@@ -111,8 +111,9 @@ def test_dotdot_directory_entry(tmp_path: Path, extract: Extract, name: str) -> 
 
 @pytest.mark.parametrize("entries", [[reg(".", b"x")], [reg("./", b"x")], [sym("/", "x")], [lnk(".", "x")]])
 def test_non_directory_over_the_root(tmp_path: Path, extract: Extract, entries: list[bytes]) -> None:
-    assert breakout(tmp_path, extract, reg("x"), *entries, allow_invalid=True) == "invalid"
-    assert (tmp_path / "dest").is_dir()
+    """Docker skips any entry named "." (its Lstat sees a directory): the root is never replaced."""
+    assert breakout(tmp_path, extract, reg("x"), *entries) == "ok"
+    assert (tmp_path / "dest").is_dir() and os.listdir(tmp_path / "dest") == ["x"]
 
 
 # ---- A.2 hard link to a symlink --------------------------------------------------------------
@@ -187,6 +188,23 @@ def test_a3_message(tmp_path: Path) -> None:
 )
 def test_a4_invalid_symlink(tmp_path: Path, extract: Extract, entries: list[bytes]) -> None:
     assert breakout(tmp_path, extract, *entries) == "breakout"
+
+
+@pytest.mark.parametrize("fn", ["untar", "apply_layer", "apply_layer_onto"])
+def test_a4_chroot_symlinks_accepted_and_still_confined(tmp_path: Path, fn: str) -> None:
+    """dockerd (chroot) keeps ``..``-climbing symlinks; writes through them still stay inside."""
+    out = breakout(
+        tmp_path,
+        functools.partial(EXTRACTORS[fn], symlinks="chroot"),
+        sym("dotdot", "../victim/hello"),
+        sym("usr/lib/x", "../../../lib/x"),
+        sym("loophole-victim", "../victim"),
+        reg("loophole-victim/file", b"x"),
+        allow_invalid=True,
+    )
+    assert out == "invalid"  # ../victim resolves to <root>/victim, which does not exist
+    assert os.readlink(tmp_path / "dest/dotdot") == "../victim/hello"
+    assert os.readlink(tmp_path / "dest/usr/lib/x") == "../../../lib/x"
 
 
 def test_a4_message(tmp_path: Path) -> None:

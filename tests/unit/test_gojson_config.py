@@ -43,7 +43,9 @@ def test_import_config_bytes_match_dockerd() -> None:
 
 
 def test_go_escaping() -> None:
-    assert gojson.marshal("sh -c 'echo a > b' & <x>") == b'"sh -c \'echo a \\u003e b\' \\u0026 \\u003cx\\u003e"'
+    assert (
+        gojson.marshal("sh -c 'echo a > b' & <x>") == b"\"sh -c 'echo a \\u003e b' \\u0026 \\u003cx\\u003e\""
+    )
     assert gojson.marshal("\t\n\r\x01\b\u2028é") == '"\\t\\n\\r\\u0001\\u0008\\u2028é"'.encode()
     assert gojson.marshal({"b": [1, None], "a": True}) == b'{"b":[1,null],"a":true}'
     assert gojson.marshal(gojson.sorted_map({"b": 1, "a": 2})) == b'{"a":2,"b":1}'

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Provision a host for minidocker: CI, the Vagrant VM, or a bare Debian/Ubuntu machine.
+#
+#   sudo scripts/provision.sh
+#
+# Idempotent and fast when everything is already there. It:
+#   1. installs the apt packages below (apt-get update only when something is missing and the
+#      lists are older than an hour), WITHOUT starting docker/containerd/registry services:
+#      a temporary policy-rc.d blocks service starts during the install, and on systemd hosts
+#      those units are disabled and stopped afterwards (a running system containerd would be
+#      picked up by the tests' own dockerds instead of their private one);
+#   2. sets the sysctls minidocker needs (net.ipv4.ip_forward=1), persisted in
+#      /etc/sysctl.d/90-minidocker.conf, and makes sure overlayfs is available;
+#   3. installs minidocker (editable, from this checkout, with the test and dev extras, which
+#      include tox) into a venv at /opt/minidocker-venv and links /usr/local/bin/minidocker.
+#
+# Environment knobs:
+#   MINIDOCKER_VENV=/path       venv location (default /opt/minidocker-venv)
+#   MINIDOCKER_PYTHON=python3.12  interpreter for the venv (default: python3 on PATH, >= 3.11)
+#   MINIDOCKER_KEEP_SERVICES=1  leave system docker/containerd/registry services alone
+#   MINIDOCKER_SKIP_APT=1       skip the apt part (packages are known to be there)
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${MINIDOCKER_VENV:-/opt/minidocker-venv}"
+LINK=/usr/local/bin/minidocker
+SYSCTL_FILE=/etc/sysctl.d/90-minidocker.conf
+
+PACKAGES=(
+    # kernel plumbing used by minidocker and the tests
+    iproute2 iptables kmod procps util-linux e2fsprogs coreutils tar gzip
+    # the built-in base image and test images come from the host's static busybox
+    busybox-static
+    # parity references: real dockerd (+ containerd, runc) and a real registry
+    docker.io docker-registry
+    # later chapters and remote test runs
+    openssh-server apache2-utils
+    # python for the venv (tox makes its own envs from it)
+    python3 python3-venv ca-certificates
+)
+SERVICES=(docker.socket docker.service containerd.service docker-registry.service)
+
+log() { printf '[provision] %s\n' "$*"; }
+die() { printf '[provision] ERROR: %s\n' "$*" >&2; exit 1; }
+t0=$(date +%s)
+
+[ "$(id -u)" -eq 0 ] || die "must run as root: sudo $0"
+command -v apt-get >/dev/null || die "only Debian/Ubuntu (apt) hosts are supported"
+
+# ---- 1. packages --------------------------------------------------------------------------
+
+missing_packages() {
+    local p status
+    for p in "${PACKAGES[@]}"; do
+        status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+        [ "$status" = installed ] || printf '%s\n' "$p"
+    done
+}
+
+apt_lists_fresh() {
+    # fresh = some index file younger than an hour
+    [ -n "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -60 -print -quit 2>/dev/null)" ]
+}
+
+POLICY=/usr/sbin/policy-rc.d
+policy_created=0
+restore_policy() {
+    if [ "$policy_created" = 1 ]; then
+        rm -f "$POLICY"
+    fi
+}
+trap restore_policy EXIT
+
+if [ "${MINIDOCKER_SKIP_APT:-}" = 1 ]; then
+    log "apt: skipped (MINIDOCKER_SKIP_APT=1)"
+else
+    mapfile -t missing < <(missing_packages)
+    if [ "${#missing[@]}" -eq 0 ]; then
+        log "apt: all ${#PACKAGES[@]} packages already installed"
+    else
+        log "apt: installing ${missing[*]}"
+        if [ ! -e "$POLICY" ]; then
+            # invoke-rc.d asks this script before starting any service: 101 = "not allowed"
+            printf '#!/bin/sh\nexit 101\n' > "$POLICY"
+            chmod 755 "$POLICY"
+            policy_created=1
+        fi
+        export DEBIAN_FRONTEND=noninteractive
+        apt_install() {
+            apt-get install -y -qq --no-install-recommends \
+                -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+                "${missing[@]}"
+        }
+        if apt_lists_fresh; then
+            log "apt: package lists are fresh, not updating"
+            # fresh but maybe without our packages (or stale mirrors): update once and retry
+            apt_install || { apt-get update -qq && apt_install; }
+        else
+            apt-get update -qq
+            apt_install
+        fi
+    fi
+fi
+restore_policy
+policy_created=0
+
+# systemd hosts: units got enabled by the packages; tests start their own daemons.
+if [ -d /run/systemd/system ] && [ "${MINIDOCKER_KEEP_SERVICES:-}" != 1 ]; then
+    for unit in "${SERVICES[@]}"; do
+        if systemctl list-unit-files "$unit" >/dev/null 2>&1 \
+            && { systemctl is-enabled --quiet "$unit" 2>/dev/null || systemctl is-active --quiet "$unit" 2>/dev/null; }; then
+            log "systemd: disabling and stopping $unit"
+            systemctl disable --now "$unit" >/dev/null 2>&1 || true
+        fi
+    done
+fi
+
+# ---- 2. kernel: sysctls, overlayfs ----------------------------------------------------------
+
+want_sysctl="net.ipv4.ip_forward = 1"
+if [ ! -f "$SYSCTL_FILE" ] || ! grep -qxF "$want_sysctl" "$SYSCTL_FILE"; then
+    printf '# minidocker: containers on bridges route through the host\n%s\n' "$want_sysctl" > "$SYSCTL_FILE"
+    log "sysctl: wrote $SYSCTL_FILE"
+fi
+if [ "$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null)" != 1 ]; then
+    sysctl -q -w net.ipv4.ip_forward=1 || log "WARNING: could not set net.ipv4.ip_forward=1 (read-only /proc/sys?)"
+fi
+
+if ! grep -qw overlay /proc/filesystems; then
+    modprobe overlay 2>/dev/null || true
+    grep -qw overlay /proc/filesystems || die "overlayfs is not available in this kernel (modprobe overlay failed)"
+    log "kernel: loaded the overlay module"
+fi
+
+# ---- 3. minidocker in a venv -----------------------------------------------------------------
+
+pick_python() {
+    local c
+    for c in ${MINIDOCKER_PYTHON:-} python3 python3.13 python3.12 python3.11 /usr/bin/python3; do
+        [ -n "$c" ] || continue
+        if command -v "$c" >/dev/null 2>&1 \
+            && "$c" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            command -v "$c"
+            return 0
+        fi
+    done
+    return 1
+}
+
+PY=$(pick_python) || die "need Python >= 3.11 with venv (set MINIDOCKER_PYTHON=...)"
+stamp="$VENV/.minidocker-provisioned"
+want_stamp="repo=$REPO python=$("$PY" -c 'import sys; print(sys.version.split()[0])') pyproject=$(sha256sum "$REPO/pyproject.toml" | cut -c1-64)"
+
+if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_stamp" ] \
+    && "$VENV/bin/python" -c 'import minidocker, tox, pytest' 2>/dev/null; then
+    log "venv: $VENV is up to date"
+else
+    if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+        || [ "$("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')" != "$("$PY" -c 'import sys; print(sys.version.split()[0])')" ]; then
+        log "venv: creating $VENV with $PY"
+        rm -rf "$VENV"
+        "$PY" -m venv "$VENV"
+    fi
+    log "venv: pip install -e '$REPO[test,dev]'"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$REPO[test,dev]"
+    printf '%s' "$want_stamp" > "$stamp"
+fi
+
+if [ -L "$LINK" ] || [ ! -e "$LINK" ]; then
+    if [ "$(readlink "$LINK" 2>/dev/null)" != "$VENV/bin/minidocker" ]; then
+        ln -sfn "$VENV/bin/minidocker" "$LINK"
+        log "linked $LINK -> $VENV/bin/minidocker"
+    fi
+else
+    log "WARNING: $LINK exists and is not a symlink; left alone"
+fi
+
+log "done in $(( $(date +%s) - t0 ))s ($(minidocker --version 2>/dev/null || "$VENV/bin/minidocker" --version))"
