@@ -222,6 +222,53 @@ class LayerStore:
                     with contextlib.suppress(FileNotFoundError):
                         yield self.get_mount(e.name)
 
+    def create_rw_layer(self, container_id: str, parent: str | None) -> Mount:
+        """Docker's ``CreateRWLayer``: ``<mount-id>-init`` on the image's top layer, populated
+        through its mounted merged view, then the container's writable ``<mount-id>`` on top.
+
+        Recorded in ``layerdb/mounts/<container-id>/{mount-id,init-id,parent}`` (dir 0755, files
+        0644, no newline); the mount id is random, not the container id.
+        """
+        from minidocker.storage import initlayer
+
+        digest.validate_hex(container_id)
+        parent_layer = self.get(parent) if parent else None
+        mount_id = fsutil.random_id()
+        init_id = f"{mount_id}-init"
+        d = os.path.join(self.mounts_dir, container_id)
+        try:
+            self.driver.create(init_id, parent_layer.cache_id if parent_layer else None)
+            root = self.driver.get(init_id)
+            try:
+                initlayer.setup(root)
+            finally:
+                self.driver.put(init_id)
+            self.driver.create(mount_id, init_id)
+            with self.lock.held():
+                fsutil.makedirs(d, 0o755)
+                files = {"mount-id": mount_id, "init-id": init_id}
+                if parent:
+                    files["parent"] = parent
+                for name, value in files.items():
+                    fsutil.atomic_write(os.path.join(d, name), value.encode(), 0o644)
+        except BaseException:
+            for layer_id in (mount_id, init_id):
+                with contextlib.suppress(Exception):
+                    if self.driver.exists(layer_id):
+                        self.driver.remove(layer_id)
+            remove_tree(d)
+            raise
+        return Mount(container_id, mount_id, init_id, parent)
+
+    def remove_rw_layer(self, container_id: str) -> None:
+        """Delete a container's writable and init layers and its ``mounts/`` record."""
+        m = self.get_mount(container_id)
+        for layer_id in (m.mount_id, m.init_id):
+            self.driver.put(layer_id)
+            self.driver.remove(layer_id)
+        with self.lock.held():
+            remove_tree(os.path.join(self.mounts_dir, container_id))
+
     def get_mount(self, container_id: str) -> Mount:
         d = os.path.join(self.mounts_dir, digest.validate_hex(container_id))
         mount_id = fsutil.read_text(os.path.join(d, "mount-id"))
