@@ -6,6 +6,7 @@ import io
 import os
 import stat
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -64,8 +65,8 @@ def test_init_layer_matches_docker(tmp_path) -> None:  # type: ignore[no-untyped
     ]
     d = os.path.join(stores.layers.mounts_dir, cid)
     assert stat.S_IMODE(os.stat(d).st_mode) == 0o755
-    assert open(os.path.join(d, "init-id")).read() == f"{m.mount_id}-init"
-    assert open(os.path.join(d, "parent")).read() == layer.chain_id
+    assert Path(d, "init-id").read_text() == f"{m.mount_id}-init"
+    assert Path(d, "parent").read_text() == layer.chain_id
     # the image layer became committed; the RW layer sits on init + image, nearest first
     assert os.path.exists(os.path.join(stores.driver.dir(layer.cache_id), "committed"))
     assert stores.driver.lower(m.mount_id) == [
