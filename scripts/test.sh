@@ -3,19 +3,19 @@
 #
 #   sudo scripts/test.sh
 #
-# Runs `tox -e lint,type,unit,integration` with the tox that scripts/provision.sh installed, then prints
+# Runs `tox -e lint,type,unit,integration,labs` with the tox that scripts/provision.sh installed, then prints
 # one combined closing line from both pytest runs' JUnit reports, e.g.
 #   total: 42 passed, 0 failed, 3 skipped
 # Exit status: tox's (non-zero if any env failed, or if an env could not run at all).
 #
-#   TOX_ENVS=unit scripts/test.sh          other envs (default: lint,type,unit,integration)
+#   TOX_ENVS=unit scripts/test.sh          other envs (default: lint,type,unit,integration,labs)
 #   scripts/test.sh -- -k overlay -x       extra arguments go to pytest (tox posargs)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
 VENV="${MINIDOCKER_VENV:-/opt/minidocker-venv}"
-ENVS="${TOX_ENVS:-lint,type,unit,integration}"
+ENVS="${TOX_ENVS:-lint,type,unit,integration,labs}"
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: the integration tests need root. Run: sudo scripts/test.sh" >&2

@@ -22,7 +22,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     for r in all_rows:
         parts = [cell.ljust(widths[i]) for i, cell in enumerate(r[:-1])]
         parts.append(r[-1])
-        lines.append("".join(parts).rstrip(" ") if not r[-1] else "".join(parts))
+        lines.append("".join(parts))  # like tabwriter, padding stays even before an empty last cell
     return "\n".join(lines)
 
 

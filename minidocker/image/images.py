@@ -319,10 +319,11 @@ def inspect(stores: Stores, name: str) -> dict[str, Any]:
         "Comment": cfg.get("comment", ""),
         "Created": cfg.get("created", ""),
         "Container": cfg.get("container", ""),
-        "ContainerConfig": cfg.get("container_config"),
+        # dockerd decodes into its structs and encodes again: every field, in Go order
+        "ContainerConfig": imgconfig.normalize_container_config(cfg.get("container_config") or {}),
         "DockerVersion": cfg.get("docker_version", ""),
         "Author": cfg.get("author", ""),
-        "Config": cfg.get("config"),
+        "Config": imgconfig.normalize_container_config(cfg.get("config")),
         "Architecture": cfg.get("architecture", ""),
         **({"Variant": cfg["variant"]} if cfg.get("variant") else {}),
         "Os": cfg.get("os", ""),

@@ -9,6 +9,7 @@ comparison of docker-layout.md section 13 (random ids mapped through chain ids).
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -32,8 +33,8 @@ def parity_archive(host, busybox_rootfs_tar):  # type: ignore[no-untyped-def]
         helpers.remove_tree(host, root)
 
 
-def compare(host, a: str, b: str) -> None:  # type: ignore[no-untyped-def]
-    result = helpers.run(host, helpers.q("python3", f"{DATA}/compare_roots.py", a, b))
+def compare(host, a: str, b: str, *flags: str) -> None:  # type: ignore[no-untyped-def]
+    result = helpers.run(host, helpers.q("python3", f"{DATA}/compare_roots.py", a, b, *flags))
     assert result.rc == 0, helpers.describe(result)
 
 
@@ -92,10 +93,8 @@ def test_import_matches_docker_import(host, md, dockerd, busybox_rootfs_tar, dat
                       f"[d.pop(k) for k in (\"created\",)]; d[\"history\"][0].pop(\"created\"); print(json.dumps(d, sort_keys=True))' "
                       f"{data_root}/image/overlay2/imagedb/content/sha256/{ours[7:]}")  # fmt: skip
     assert a == b
-    # the layer itself (diff, size, tar-split) is identical; the configs differ only by `created`
-    chain_a = helpers.check(host, f"ls {dockerd.data_root}/image/overlay2/layerdb/sha256").split()
-    chain_b = helpers.check(host, f"ls {data_root}/image/overlay2/layerdb/sha256").split()
-    assert chain_a == chain_b
+    # the layer itself (diff, size, decoded tar-split, diff/ tree) is identical
+    compare(host, dockerd.data_root, data_root, "--layers-only")
     assert host.file(f"{data_root}/image/overlay2/imagedb/metadata/sha256/{ours[7:]}/lastUpdated").exists
 
 
@@ -140,3 +139,28 @@ def test_we_read_dockerds_root(host, md, dockerd, parity_archive, data_root, scr
     md.ok("rmi", TAG)
     assert md.ok("images", "-q") == ""
     assert helpers.check(host, f"ls {data_root}/image/overlay2/layerdb/sha256") == ""
+
+
+def test_cli_output_matches_docker(host, md, dockerd, parity_archive):  # type: ignore[no-untyped-def]
+    archive, image_id = parity_archive
+    dockerd.ok("load", "-i", archive)
+    md.ok("load", "-i", archive)
+    for args in (
+        ("images",),
+        ("images", "--no-trunc"),
+        ("images", "-q"),
+        ("images", "--digests"),
+        ("images", "--format", "{{.Repository}}|{{.Tag}}|{{.ID}}|{{.Size}}"),
+        ("history", TAG),
+        ("history", "--no-trunc", TAG),
+        ("history", "-q", TAG),
+        ("history", "--format", "{{.ID}}|{{.CreatedBy}}|{{.Size}}|{{.Comment}}", TAG),
+    ):
+        assert md.ok(*args) == dockerd.ok(*args), f"output of {' '.join(args)} differs"
+    theirs = json.loads(dockerd.ok("image", "inspect", TAG))[0]
+    ours = json.loads(md.ok("image", "inspect", TAG))[0]
+    for key in ("Id", "RepoTags", "RepoDigests", "Parent", "Comment", "Created", "Container", "DockerVersion",
+                "Author", "Config", "Architecture", "Os", "Size", "VirtualSize", "RootFS"):  # fmt: skip
+        assert ours[key] == theirs[key], key
+    assert sorted(ours["GraphDriver"]["Data"]) == sorted(theirs["GraphDriver"]["Data"])
+    assert ours["GraphDriver"]["Name"] == theirs["GraphDriver"]["Name"] == "overlay2"

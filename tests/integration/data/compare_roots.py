@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compare two Docker-layout data roots (dockerd's and minidocker's) the way docker-layout.md §13 says.
 
-Usage: compare_roots.py A B [--images-only IDS...]
+Usage: compare_roots.py A B [--layers-only]
 
 Random values (cache ids, link ids, lastUpdated) are mapped through chain ids, never compared.
 Prints one line per difference and exits 1 if there is any; prints a summary line either way.
@@ -72,8 +72,11 @@ def tree(root: str) -> dict[str, tuple]:
 
 def main() -> int:
     a, b = sys.argv[1], sys.argv[2]
+    layers_only = "--layers-only" in sys.argv[3:]
     diffs: list[str] = []
     img = "image/overlay2"
+    if layers_only:
+        return compare_layers(a, b, img, diffs)
     # 1. image configs: same IDs, same bytes, hashes match names
     ca = sorted(os.listdir(f"{a}/{img}/imagedb/content/sha256"))
     cb = sorted(os.listdir(f"{b}/{img}/imagedb/content/sha256"))
@@ -97,6 +100,10 @@ def main() -> int:
             diffs.append(f"metadata {i}: files differ")
         if read(f"{ma}/{i}/parent") != read(f"{mb}/{i}/parent"):
             diffs.append(f"metadata {i}/parent differs")
+    return compare_layers(a, b, img, diffs, len(cb))
+
+
+def compare_layers(a: str, b: str, img: str, diffs: list[str], images: int = 0) -> int:
     # 3. layerdb
     sa = sorted(x for x in os.listdir(f"{a}/{img}/layerdb/sha256"))
     sb = sorted(x for x in os.listdir(f"{b}/{img}/layerdb/sha256"))
@@ -139,14 +146,14 @@ def main() -> int:
             if ta_.get(rel) != tb_.get(rel):
                 diffs.append(f"layer {c}: diff/{rel}: {ta_.get(rel)} vs {tb_.get(rel)}")
     # 4. repositories.json byte for byte
-    if read(f"{a}/{img}/repositories.json") != read(f"{b}/{img}/repositories.json"):
+    if images and read(f"{a}/{img}/repositories.json") != read(f"{b}/{img}/repositories.json"):
         diffs.append(
             f"repositories.json differs: {read(f'{a}/{img}/repositories.json')!r} vs "
             f"{read(f'{b}/{img}/repositories.json')!r}"
         )
     for d in diffs:
         print("DIFF", d)
-    print(f"compared {len(cb)} images, {len(sb)} layers: {len(diffs)} differences")
+    print(f"compared {images} images, {len(sb)} layers: {len(diffs)} differences")
     return 1 if diffs else 0
 
 

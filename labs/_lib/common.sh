@@ -1,0 +1,54 @@
+# Shell helpers sourced by every lab's setup.sh / cleanup.sh / solution.sh.
+# Usage (from labs/NN-topic/*.sh or labs/NN-topic/solution/*.sh):
+#   . "$(dirname "$0")/../_lib/common.sh"   (or ../../_lib from solution/)
+#   LAB="$(lab_dir 03)"
+# shellcheck shell=bash
+
+# Say which command failed: `set -e` alone exits silently, and the runner shows this line on failure.
+set -o errtrace
+trap 'echo "${0##*/}: line $LINENO: \"$BASH_COMMAND\" failed (exit $?)" >&2' ERR
+
+LABS_DIR="${MINIDOCKER_LABS_DIR:-/var/lib/minidocker-labs}"
+# The runner exports MINIDOCKER (e.g. "python -m minidocker") when the console script is not on PATH.
+MINIDOCKER="${MINIDOCKER:-minidocker}"
+PYTHON="${PYTHON:-python3}"
+
+lab_dir() { printf '%s/%s' "$LABS_DIR" "$1"; }
+
+# md ARGS...: minidocker with the lab's own data root (word-splitting of $MINIDOCKER is intended).
+md() {
+    # shellcheck disable=SC2086
+    MINIDOCKER_DATA_ROOT="${MINIDOCKER_DATA_ROOT:?set MINIDOCKER_DATA_ROOT first}" $MINIDOCKER "$@"
+}
+
+# mounts_below DIR: mount points at or below DIR, deepest first (mountinfo field 5, \ooo-escaped).
+mounts_below() {
+    awk -v p="${1%/}" '$5 == p || index($5, p "/") == 1 { print $5 }' /proc/self/mountinfo |
+        sort -r |
+        while IFS= read -r m; do printf '%b\n' "$m"; done
+}
+
+# unmount_all DIR: unmount everything at or below DIR; fails if anything stays mounted, so callers
+# never "rm -rf" through a live overlay (that would delete the lower layers' files).
+unmount_all() {
+    local dir="$1" m tries
+    for tries in 1 2 3; do
+        while IFS= read -r m; do
+            [ -n "$m" ] || continue
+            umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+        done < <(mounts_below "$dir")
+        [ -z "$(mounts_below "$dir")" ] && return 0
+        sleep "0.$tries"
+    done
+    echo "cleanup: still mounted below $dir:" >&2
+    mounts_below "$dir" >&2
+    return 1
+}
+
+# remove_lab DIR: unmount, then delete the lab's scratch area (never crossing into another filesystem).
+remove_lab() {
+    local dir="$1"
+    [ -e "$dir" ] || return 0
+    unmount_all "$dir"
+    rm -rf --one-file-system -- "$dir"
+}
