@@ -152,7 +152,10 @@ class LayerStore:
             writer = tarsplit.TarSplitWriter(os.path.join(tmp, TARSPLIT))
             try:
                 reader = tarstream.TarReader(stream, observer=writer, eof_empty_segment=eof_empty_segment)
-                extract.apply_layer(reader, self.driver.diff_path(cache_id))
+                # symlinks="chroot": like dockerd, which applies layers inside a chroot, a relative
+                # link may climb above the root (usr/lib/x -> ../../../lib/x); every later
+                # operation resolves inside the root anyway (RESOLVE_IN_ROOT), so nothing escapes.
+                extract.apply_layer(reader, self.driver.diff_path(cache_id), symlinks="chroot")
                 reader.finish()
             finally:
                 writer.close()

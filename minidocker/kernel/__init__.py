@@ -76,9 +76,9 @@ def umount(target: str, flags: int = 0) -> None:
 
 
 def mknod_whiteout(path: str, *, dir_fd: int | None = None) -> None:
-    """An overlayfs whiteout: a character device 0/0, mode 0 (permission bits are set by the caller)."""
+    """An overlayfs whiteout: a character device 0/0 with mode 0000, as Docker's ``Mknod(path, S_IFCHR, 0)``."""
     trace.emit(lambda: f'mknod("{path}", S_IFCHR, makedev(0, 0))')
-    os.mknod(path, 0o600 | 0o020000, os.makedev(0, 0), dir_fd=dir_fd)
+    os.mknod(path, 0o020000, os.makedev(0, 0), dir_fd=dir_fd)
 
 
 def set_opaque(path: str) -> None:

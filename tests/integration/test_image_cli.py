@@ -157,3 +157,19 @@ def test_trace_narrates_the_store_steps(md, busybox_rootfs_tar):  # type: ignore
     assert any(e.startswith("diffID = sha256(layer tar) = sha256:") for e in events)
     assert any("/image/overlay2/imagedb/content/sha256/" in e and e.startswith("write ") for e in events)
     assert any("repositories.json" in e for e in events)
+
+
+def test_load_from_stdin_gzip_and_save_to_stdout(host, md, scratch, busybox_rootfs_tar):  # type: ignore[no-untyped-def]
+    d = scratch("stdio")
+    image_id = md.ok("import", busybox_rootfs_tar, "stdio:1").strip()
+    helpers.check(host, f"{md.command('save', 'stdio:1')} > {d}/a.tar")
+    helpers.check(host, f"{md.command('save', '-o', f'{d}/b.tar', 'stdio:1')}")
+    assert host.file(f"{d}/a.tar").sha256sum == host.file(f"{d}/b.tar").sha256sum
+    helpers.check(host, f"gzip -c {d}/a.tar > {d}/a.tar.gz")
+    md.ok("rmi", "stdio:1")
+    assert md.ok("load", stdin=f"{d}/a.tar.gz").strip() == "Loaded image: stdio:1"
+    assert md.ok("images", "-q", "--no-trunc").split() == [image_id]
+    md.ok("rmi", "stdio:1")
+    # -q hides progress only: Docker still prints what it loaded
+    assert md.ok("load", "-q", "-i", f"{d}/a.tar").strip() == "Loaded image: stdio:1"
+    assert md.ok("images", "-q", "--no-trunc").split() == [image_id]

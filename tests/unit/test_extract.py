@@ -476,3 +476,17 @@ def test_deep_implied_path_and_deep_opaque(tmp_path: Path) -> None:
 def test_implied_dir_keeps_inherited_setgid(tmp_path: Path, umask: int) -> None:
     untar(reader(archive(dir_("g/", mode=0o2775), reg("g/sub/f", b""))), str(tmp_path))
     assert mode(tmp_path / "g/sub") == 0o2755  # mkdir inherits S_ISGID, Docker's MkdirAll keeps it
+
+
+def test_e7_unclean_names_are_normalised(tmp_path: Path) -> None:
+    untar(
+        reader(archive(reg("dir/../foo", b"foo"), reg("/bar", b"bar"), reg("./a//b/./c", b"c"))),
+        str(tmp_path),
+    )
+    assert tree(tmp_path) == ["a/", "a/b/", "a/b/c", "bar", "foo"]
+
+
+def test_errors_name_the_entry(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="f/x") as info:
+        untar(reader(archive(reg("f", b"file"), reg("f/x", b""))), str(tmp_path))
+    assert info.value.subject == "f/x"

@@ -34,6 +34,7 @@ def layer2(d: str) -> None:
     os.symlink("hello.txt", f"{d}/data/rel-link")
     os.symlink("/etc/passwd", f"{d}/data/abs-link")
     os.symlink("../nowhere/at/all", f"{d}/data/dangling")
+    os.symlink("../../../../../etc/passwd", f"{d}/data/climbs-above-root")  # fine for dockerd: chroot
     long_name = "n" * 150
     with open(f"{d}/data/sub/{long_name}", "w") as f:
         f.write("long\n")
