@@ -893,6 +893,16 @@ def _lookup(db: str, ident: int) -> str:
     return name
 
 
+def host_user_name(uid: int) -> str:
+    """The host's name for ``uid`` ("" if none), from /etc/passwd parsed as text."""
+    return _lookup(_USERS_FILE, uid)
+
+
+def host_group_name(gid: int) -> str:
+    """The host's name for ``gid`` ("" if none), from /etc/group parsed as text."""
+    return _lookup(_GROUPS_FILE, gid)
+
+
 def header_from_stat(path: str, name: str) -> TarHeader:
     """The header moby's ``FileInfoHeader`` builds for ``path`` archived as ``name``.
 

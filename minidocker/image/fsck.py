@@ -7,7 +7,8 @@ Checks, per shared/docker-layout.md section 13:
   ``link`` and ``l/`` symlink agree; ``size`` matches the diff dir; reassembling the tar from
   tar-split + ``diff/`` hashes to ``diff`` (this reads every byte: the slow, thorough part);
 * every reference points to an existing image;
-* debris a crash can leave: ``layerdb/tmp/write-set-*``, ``*-removing`` layer dirs, overlay2 dirs no
+* debris a crash can leave (run ``--repair`` while no other minidocker command works on the
+  root: a layer being written is not yet owned by anything and would count as debris): ``layerdb/tmp/write-set-*``, ``*-removing`` layer dirs, overlay2 dirs no
   layer or container mount owns, dangling ``l/`` links, ``.tmp-*`` files of atomic writes,
   leftovers in ``<root>/tmp``. ``--repair`` removes exactly these (never a valid layer or image).
 """
@@ -117,7 +118,9 @@ def _find_debris(stores: Stores, report: Report, owned: set[str]) -> None:
     with contextlib.suppress(FileNotFoundError):
         for name in os.listdir(d.link_dir):
             path = os.path.join(d.link_dir, name)
-            if not os.path.exists(path):  # dangling: its layer dir is gone
+            # debris: dangling, or pointing into an orphan dir that --repair removes as well
+            target = os.readlink(path).split("/")
+            if not os.path.exists(path) or len(target) < 2 or target[1] not in owned:
                 report.debris.append(path)
     for base in (stores.images.content, os.path.dirname(stores.refs.path)):
         with contextlib.suppress(FileNotFoundError):
