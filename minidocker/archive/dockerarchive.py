@@ -762,7 +762,7 @@ def _load_layers(
     parent: str | None = None
     try:
         for i, (diff_id, rel) in enumerate(zip(diff_ids, paths, strict=True)):
-            chain_id = digest.chain_id_step(parent, diff_id)
+            chain_id = digest.chain_id_step(parent, diff_id, narrate=False)  # register narrates it
             if stores.layers.exists(chain_id):
                 trace.emit(f"load: layer {chain_id} already exists")
             else:

@@ -39,12 +39,15 @@ def is_hex64(value: str) -> bool:
     return bool(_HEX64.fullmatch(value))
 
 
-def chain_id_step(parent: str | None, diff_id: str) -> str:
-    """ChainID(L0..Ln) = sha256(ChainID(L0..Ln-1) + " " + DiffID(Ln)); ChainID(L0) = DiffID(L0)."""
+def chain_id_step(parent: str | None, diff_id: str, *, narrate: bool = True) -> str:
+    """ChainID(L0..Ln) = sha256(ChainID(L0..Ln-1) + " " + DiffID(Ln)); ChainID(L0) = DiffID(L0).
+
+    ``narrate=False`` for look-ups that only peek (the trace tells each computation once)."""
     if parent is None:
         return diff_id
     result = sha256_digest(f"{parent} {diff_id}".encode())
-    trace.emit(lambda: f'chainID = sha256("{parent} {diff_id}") = {result}')
+    if narrate:
+        trace.emit(lambda: f'chainID = sha256("{parent} {diff_id}") = {result}')
     return result
 
 
