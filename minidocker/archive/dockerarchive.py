@@ -686,7 +686,7 @@ def _untar(stream: BinaryIO, dest: str) -> None:
 
     plain, kind = compress.decompress(stream)
     try:
-        reader = tarstream.TarReader(plain)
+        reader = tarstream.TarReader(plain, digest=False)  # unpacked only: layers are hashed later
         extract.untar(reader, dest)
         reader.finish()
     except InvalidInput as e:

@@ -248,8 +248,12 @@ class TarReader:
         *,
         observer: TarObserver | None = None,
         eof_empty_segment: bool = True,
+        digest: bool = True,
     ) -> None:
-        """``eof_empty_segment``: tar-split ends with a segment for the read that returned EOF.
+        """``digest=False`` skips the SHA-256 of the stream (no :attr:`diff_id`): for archives that
+        are only unpacked, like ``load``'s outer tar, where hashing would cost ~1 s per GB.
+
+        ``eof_empty_segment``: tar-split ends with a segment for the read that returned EOF.
 
         Docker's source decides whether that read carries bytes:
 
@@ -264,7 +268,7 @@ class TarReader:
         self._stream = stream
         self._obs = observer
         self._eof_empty = eof_empty_segment
-        self._sha = hashlib.sha256()
+        self._sha = hashlib.sha256() if digest else None
         self.bytes_read = 0
         self._buf = memoryview(b"")
         self._pos = 0
@@ -289,7 +293,8 @@ class TarReader:
             self._buf = memoryview(b"")
             self._pos = 0
             return False
-        self._sha.update(data)
+        if self._sha is not None:
+            self._sha.update(data)
         self.bytes_read += len(data)
         self._buf = memoryview(data)
         self._pos = 0
@@ -569,6 +574,8 @@ class TarReader:
         """``sha256:<hex>`` of every byte read; the DiffID once :meth:`finish` has run."""
         if not self._finished:
             raise RuntimeError("diff_id is only known after finish()")
+        if self._sha is None:
+            raise RuntimeError("diff_id was not computed (TarReader(digest=False))")
         return "sha256:" + self._sha.hexdigest()
 
 

@@ -29,6 +29,7 @@ def tree(root: str) -> dict[str, tuple]:
     out: dict[str, tuple] = {}
     inodes: dict[tuple[int, int], str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()  # walk order decides which hard link names a group: keep it stable
         for name in sorted(dirnames + filenames):
             p = os.path.join(dirpath, name)
             rel = os.path.relpath(p, root)

@@ -1,0 +1,67 @@
+"""Benchmarks of minidocker against Docker, measured side by side in the same run.
+
+Usage (root; ``tox -e bench`` runs the default)::
+
+    python benchmarks/run.py                     # every benchmark, full size (~1 GB image)
+    python benchmarks/run.py --quick             # ~100 MB image, for smoke runs (< 1 min)
+    python benchmarks/run.py --only load --iterations 5 --verify
+
+Exits 0 whether or not the goals are met (missed goals print ``GOAL MISSED`` lines); exits 1 when
+a contender fails, 2 on bad usage. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import _common  # noqa: E402
+import load  # noqa: E402
+
+BENCHMARKS = ("load",)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="minidocker vs Docker, side by side")
+    p.add_argument("--quick", action="store_true", help="small (~100 MB) image: a smoke run")
+    p.add_argument("--only", choices=BENCHMARKS, action="append", help="run only this benchmark")
+    p.add_argument("--iterations", type=int, default=3, help="timed runs per contender (default 3)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed runs per contender first (default 1)")
+    p.add_argument("--drop-caches", action="store_true", help="drop page/dentry/inode caches before runs")
+    p.add_argument(
+        "--verify", action="store_true", help="compare dockerd's and minidocker's data roots after warm-up"
+    )
+    p.add_argument(
+        "--no-fresh-fs",
+        dest="fresh_fs",
+        action="store_false",
+        help="data roots on the scratch fs itself, not on a fresh loop-mounted ext4 per run",
+    )
+    args = p.parse_args(argv)
+    if args.iterations < 1 or args.warmup < 0:
+        p.error("--iterations must be >= 1 and --warmup >= 0")
+    if args.verify and args.warmup < 1:
+        p.error("--verify needs at least one warm-up run")
+    load.install_signal_handlers()
+    opts = load.Options(args.iterations, args.warmup, args.drop_caches, args.verify, args.fresh_fs)
+    failed = False
+    for name in args.only or BENCHMARKS:
+        print(f"== {name} ==", flush=True)
+        try:
+            if name == "load":
+                load.run(args.quick, opts, log=lambda s: print(s, flush=True))
+        except load.BenchError as e:
+            print(f"ERROR: {e}", flush=True)
+            failed = True
+    left = _common.leftovers()
+    if left:
+        print(f"ERROR: scratch dirs left behind: {left}", flush=True)
+        failed = True
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
