@@ -52,3 +52,46 @@ remove_lab() {
     unmount_all "$dir"
     rm -rf --one-file-system -- "$dir"
 }
+
+# stop_containers DIR: stop and remove every container of the data root DIR/root (a lab's bonus
+# steps run `minidocker run` there, with exec root DIR/exec). With `minidocker rm -f` when this
+# minidocker has it; then, whatever is left, by hand: SIGKILL the monitors (a minidocker process whose
+# environment names that data root) and every process in each container's cgroup, and rmdir those
+# cgroups. Run it before remove_lab: a live container would keep using the files removed there.
+stop_containers() {
+    local dir="$1" c pid pids cg tries
+    [ -d "$dir/root" ] || return 0
+    for c in $(MINIDOCKER_DATA_ROOT="$dir/root" MINIDOCKER_EXEC_ROOT="$dir/exec" md ps -aq 2>/dev/null || true); do
+        MINIDOCKER_DATA_ROOT="$dir/root" MINIDOCKER_EXEC_ROOT="$dir/exec" md rm -f "$c" >/dev/null 2>&1 || true
+    done
+    [ -d "$dir/root/containers" ] || return 0
+    for tries in $(seq 50); do
+        pids=""
+        for pid in /proc/[0-9]*; do
+            pid="${pid#/proc/}"
+            [ "$pid" != "$$" ] || continue
+            grep -q minidocker "/proc/$pid/cmdline" 2>/dev/null || continue
+            if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "MINIDOCKER_DATA_ROOT=$dir/root"; then
+                pids="$pids $pid"
+            fi
+        done
+        for c in "$dir"/root/containers/*/; do
+            for cg in /sys/fs/cgroup/*/minidocker/"$(basename "$c")" /sys/fs/cgroup/minidocker/"$(basename "$c")"; do
+                [ -f "$cg/cgroup.procs" ] && pids="$pids $(tr '\n' ' ' <"$cg/cgroup.procs")"
+            done
+        done
+        [ -n "${pids// /}" ] || break
+        # shellcheck disable=SC2086
+        kill -KILL $pids 2>/dev/null || true
+        sleep "0.$((tries < 9 ? tries : 9))"
+    done
+    for c in "$dir"/root/containers/*/; do
+        for cg in /sys/fs/cgroup/*/minidocker/"$(basename "$c")" /sys/fs/cgroup/minidocker/"$(basename "$c")"; do
+            [ -d "$cg" ] && { rmdir "$cg" 2>/dev/null || true; }
+        done
+    done
+    for cg in /sys/fs/cgroup/*/minidocker /sys/fs/cgroup/minidocker; do
+        [ -d "$cg" ] && { rmdir "$cg" 2>/dev/null || true; } # other containers still there: kept
+    done
+    return 0
+}

@@ -23,11 +23,13 @@ Every write, mkdir and rmdir emits a trace event, e.g.
 
 What the files hold for each flag is in shared/docker-layout.md section 11 (v1 table, v2 list).
 
+Devices: only Docker's default list of device nodes may be opened (``devices.DEFAULT_ALLOWED_DEVICES``;
+mknod of any node is allowed, opening it is not). On v1 ``devices.deny``/``devices.allow`` are
+written exactly like runc does; on v2, which has no such files, ``apply`` attaches an eBPF program
+built from the same list to the container's cgroup (``devices_bpf``, again like runc).
+
 Left out on purpose:
 
-* **device filtering on v2**: runc does it with an eBPF program attached to the cgroup; we write
-  no eBPF (see ``v2`` for why and what it means). On v1 ``devices.deny``/``devices.allow`` are
-  written exactly like runc does.
 * ``name=systemd`` on v1 and the systemd cgroup driver (``system.slice/docker-<id>.scope``):
   we are the cgroupfs driver only.
 * kernel memory, swappiness, OOM-kill-disable, realtime CPU, per-device blkio limits, hugetlb.
@@ -39,6 +41,8 @@ import os
 
 from minidocker.cgroups import base
 from minidocker.cgroups.base import Cgroup, CgroupWriteError, Version, detect, read
+from minidocker.cgroups.devices import DEFAULT_ALLOWED_DEVICES, DeviceRule
+from minidocker.cgroups.devices_bpf import DeviceFilterError
 from minidocker.cgroups.resources import (
     Resources,
     SysInfo,
@@ -54,6 +58,9 @@ from minidocker.cgroups.v2 import V2Cgroup
 __all__ = [
     "Cgroup",
     "CgroupWriteError",
+    "DEFAULT_ALLOWED_DEVICES",
+    "DeviceFilterError",
+    "DeviceRule",
     "Resources",
     "SysInfo",
     "V1Cgroup",

@@ -34,28 +34,12 @@ import time
 
 from minidocker.cgroups import base
 from minidocker.cgroups.base import Cgroup, CgroupWriteError, read, read_keyed, read_pids, write
+from minidocker.cgroups.devices import DEFAULT_ALLOWED_DEVICES  # shared with v2's eBPF filter
 from minidocker.cgroups.resources import Resources
 from minidocker.errors import InvalidInput, MinidockerError, NotFound
 
 # runc's order of subsystems (cpuset first: its files must be filled before anything joins)
 CONTROLLERS = ("cpuset", "devices", "memory", "cpu", "cpuacct", "pids", "blkio", "freezer")
-
-# Docker's default device rules (oci.DefaultSpec + daemon/oci_linux.go), in the order runc writes
-# them after ``devices.deny a``: mknod of anything, then the usual character devices.
-DEFAULT_ALLOWED_DEVICES = (
-    "c *:* m",
-    "b *:* m",
-    "c 1:3 rwm",  # /dev/null
-    "c 1:5 rwm",  # /dev/zero
-    "c 1:7 rwm",  # /dev/full
-    "c 1:8 rwm",  # /dev/random
-    "c 1:9 rwm",  # /dev/urandom
-    "c 5:0 rwm",  # /dev/tty
-    "c 5:1 rwm",  # /dev/console
-    "c 5:2 rwm",  # /dev/ptmx
-    "c 10:200 rwm",  # /dev/net/tun
-    "c 136:* rwm",  # /dev/pts/*
-)
 
 MEMORY_UNLIMITED = "9223372036854771712"  # what v1 memory files read when unset (LONG_MAX rounded to pages)
 

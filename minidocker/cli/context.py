@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the stores import nothing heavy, but keep `--help` instant anyway
+    from minidocker.container.lifecycle import Runtime
     from minidocker.image.store import Stores
 
 DEFAULT_DATA_ROOT = "/var/lib/minidocker"
@@ -25,3 +26,9 @@ class Context:
         from minidocker.image.store import Stores
 
         return Stores.open(os.path.abspath(self.data_root))
+
+    @functools.cached_property
+    def runtime(self) -> Runtime:
+        from minidocker.container.lifecycle import Runtime
+
+        return Runtime(self.stores, os.path.abspath(self.exec_root))

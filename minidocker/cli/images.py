@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from minidocker.cli.context import Context
-from minidocker.cli.output import dump_json, ellipsis, print_formatted, table
+from minidocker.cli.output import ellipsis, print_formatted, table
 
 pass_ctx = click.make_pass_decorator(Context)
 
@@ -139,29 +139,21 @@ def history(ctx: Context, name: str, human: bool, no_trunc: bool, quiet: bool, f
 
 @click.command("inspect")
 @click.argument("names", nargs=-1, required=True)
-@click.option("-f", "--format", "fmt", help="Format the output using a Go template")
+@click.option("-f", "--format", "fmt", help="Format the output using the given Go template")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes if the type is container")
+@click.option(
+    "--type", "kind", type=click.Choice(["container", "image"]), help="Return JSON for specified type"
+)
 @pass_ctx
-def inspect(ctx: Context, names: tuple[str, ...], fmt: str | None) -> None:
-    """Return low-level information on images."""
-    from minidocker.cli.output import render
-    from minidocker.errors import NotFound
-    from minidocker.image import images as svc
+def inspect(ctx: Context, names: tuple[str, ...], fmt: str | None, size: bool, kind: str | None) -> None:
+    """Return low-level information on Docker objects."""
+    from minidocker.cli.containers import run_inspect
 
-    results = []
-    missing = None
-    for n in names:
-        try:
-            results.append(svc.inspect(ctx.stores, n))
-        except NotFound as e:
-            missing = e
-            click.echo(f"Error: No such object: {n}", err=True)
-    if fmt:
-        for r in results:
-            click.echo(render(fmt, r))
-    else:
-        click.echo(dump_json(results))
-    if missing is not None:
-        raise SystemExit(1)
+    # `image inspect` is this command too: there only images count
+    parent = click.get_current_context().parent
+    if parent is not None and parent.command.name == "image":
+        kind = "image"
+    run_inspect(ctx, names, fmt, kind, size)
 
 
 @click.command("fsck")

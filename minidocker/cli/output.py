@@ -56,14 +56,9 @@ def print_formatted(
     if not fmt:
         default()
         return
-    if fmt.startswith("table"):
-        tpl = fmt[len("table") :].strip()
-        header_fields = {k: h for k, h in zip(keys, headers, strict=True)}
-        head = render(tpl, header_fields)
-        click.echo(table(head.split("\t"), [render(tpl, i).split("\t") for i in items]))
-        return
-    for item in items:
-        click.echo(render(fmt, item))
+    # Docker's formatter: a Go template, a header row and tabwriter alignment for `table …`
+    header = {k: h for k, h in zip(keys, headers, strict=True)}
+    click.echo(format_items(fmt, items, header), nl=False)
 
 
 def ellipsis(text: str, max_len: int) -> str:
@@ -72,3 +67,77 @@ def ellipsis(text: str, max_len: int) -> str:
 
 def dump_json(obj: Any) -> str:
     return json.dumps(obj, indent=4, ensure_ascii=False)
+
+
+def tabwrite(text: str, *, minwidth: int = 10, tabwidth: int = 1, padding: int = 3) -> str:
+    """Go's ``text/tabwriter`` (padchar ' ', no flags) over ``text``: tab-terminated cells are
+    aligned per column block (consecutive lines that have that cell); the last cell of a line is
+    not a column. Docker's tables use ``(10, 1, 3)``; ``docker top`` uses ``minwidth=20``.
+
+    >>> tabwrite("A\\tBB\\nCCCC\\tD\\n", minwidth=0, padding=1)
+    'A    BB\\nCCCC D\\n'
+    """
+    del tabwidth  # only matters for tab padding, which Docker does not use
+    lines = [line.split("\t") for line in text.split("\n")]
+    widths: list[int] = []
+    out: list[str] = []
+
+    def write_lines(a: int, b: int) -> None:
+        for line in lines[a:b]:
+            parts = []
+            for j, cell in enumerate(line):
+                parts.append(cell.ljust(widths[j]) if j < len(line) - 1 and j < len(widths) else cell)
+            out.append("".join(parts))
+
+    def fmt(line0: int, line1: int) -> None:
+        column = len(widths)
+        this = line0
+        while this < line1:
+            if column >= len(lines[this]) - 1:
+                this += 1
+                continue
+            write_lines(line0, this)
+            line0 = this
+            width = minwidth
+            while this < line1 and column < len(lines[this]) - 1:
+                width = max(width, len(lines[this][column]) + padding)
+                this += 1
+            widths.append(width)
+            fmt(line0, this)
+            widths.pop()
+            line0 = this
+        write_lines(line0, line1)
+
+    fmt(0, len(lines))
+    return "\n".join(out)
+
+
+def format_items(fmt: str, items: Sequence[Any], header: dict[str, str], *, trailer: bool = True) -> str:
+    """Docker's ``formatter.Context.Write``: ``table`` formats get a header row (the template run
+    on ``header`` with the string functions as no-ops) and tabwriter alignment; ``\\t``/``\\n``
+    escapes are expanded; each item ends with a newline. Template errors raise
+    :class:`gotemplate.TemplateError`.
+    """
+    from minidocker.cli import gotemplate
+
+    is_table = fmt.startswith("table")
+    body = (fmt[len("table") :] if is_table else fmt).strip(" ")
+    body = body.replace("\\t", "\t").replace("\\n", "\n")
+    tmpl = gotemplate.parse(body)
+    rows = "".join(tmpl.execute(item) + "\n" for item in items)
+    if not is_table:
+        return rows
+    try:
+        head = tmpl.execute(header, funcs=gotemplate.HEADER_FUNCS)
+    except gotemplate.ExecError as e:
+        head = e.partial  # Docker ignores errors of the header pass
+    text = tabwrite(head + "\n" + rows)
+    return text if trailer else text.rstrip("\n")
+
+
+def go_indent_json(obj: Any) -> str:
+    """``docker inspect``'s output: the API's JSON (Go encoder, no HTML escaping) re-indented
+    with four spaces by ``json.Indent``."""
+    from minidocker.cli import gotemplate
+
+    return gotemplate.go_json(obj, "    ")

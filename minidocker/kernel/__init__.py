@@ -57,6 +57,11 @@ def _check(ret: int, what: str, path: str | None = None) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}", path)
 
 
+def _q(s: str | None) -> str:
+    """A C string argument as strace shows it: "text" or NULL."""
+    return "NULL" if s is None else '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _b(s: str | None) -> bytes | None:
     return None if s is None else os.fsencode(s)
 
@@ -65,7 +70,7 @@ def mount(
     source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None
 ) -> None:
     """mount(2). Raises OSError with errno on failure."""
-    trace.emit(lambda: f'mount({source!r}, "{target}", {fstype!r}, {_flag_names(flags)}, {data!r})')
+    trace.emit(lambda: f"mount({_q(source)}, {_q(target)}, {_q(fstype)}, {_flag_names(flags)}, {_q(data)})")
     _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)), "mount", target)
 
 

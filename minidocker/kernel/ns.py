@@ -143,7 +143,8 @@ def unshare(flags: int) -> None:
 
 def setns(fd: int, nstype: int = 0, *, path: str = "") -> None:
     """setns(2): join the namespace ``fd`` refers to (``/proc/<pid>/ns/net``, ``/run/netns/x``)."""
-    trace.emit(lambda: f"setns({path or fd!r}, {clone_flag_names(nstype)})")
+    # trace: setns(/proc/42/ns/net, CLONE_NEWNET)
+    trace.emit(lambda: f"setns({path or fd}, {clone_flag_names(nstype)})")
     _check(_setns(fd, nstype), "setns", path or None)
 
 

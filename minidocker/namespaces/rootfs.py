@@ -29,6 +29,7 @@ from minidocker.kernel import (
     MS_REC,
     MS_REMOUNT,
     ns,
+    pty,
 )
 from minidocker.kernel.fs import RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, openat2
 from minidocker.namespaces.spec import DEV_SYMLINKS, DEVICES, Hierarchy, MountPoint, ProcessSpec
@@ -196,6 +197,19 @@ def prepare(
                     _populate_dev(root_fd, tty_path)
     finally:
         os.close(root_fd)
+
+
+def setup_console(rootfs: str) -> tuple[int, int]:
+    """A pty of the container's devpts (``<rootfs>/dev/pts``, just mounted by :func:`prepare`),
+    bind-mounted over /dev/console like runc does. Returns (master, slave)."""
+    master, slave = pty.open_in(os.path.join(rootfs, "dev", "pts"))
+    n = os.readlink(f"/proc/self/fd/{slave}").rsplit("/", 1)[-1]
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _mount_in(root_fd, "/dev/console", f"{rootfs}/dev/pts/{n}", None, MS_BIND, directory=False)
+    finally:
+        os.close(root_fd)
+    return master, slave
 
 
 def pivot(rootfs: str) -> None:

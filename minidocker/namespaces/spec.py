@@ -111,6 +111,9 @@ class ProcessSpec:
     stdio: tuple[int, int, int] = (0, 1, 2)
     tty: bool = False
     init: bool = False  # --init: our own reaper stays PID 1, the command runs as PID 2
+    # With ``tty``: make the terminal inside the container's own devpts (so ``tty`` says /dev/pts/0)
+    # and send its master over this unix socket, like runc's --console-socket; ``stdio`` is unused.
+    console_socket: int | None = None
     masked_paths: list[str] = field(default_factory=lambda: list(MASKED_PATHS))
     readonly_paths: list[str] = field(default_factory=lambda: list(READONLY_PATHS))
 

@@ -367,7 +367,7 @@ def test_trace_narrates_the_kernel_steps(rootfs: Rootfs) -> None:
         run(rootfs, "true")
     text = "\n".join(events)
     assert "unshare(CLONE_NEWNS|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWPID|CLONE_NEWNET)" in text
-    assert 'mount(None, "/", None, MS_REC|MS_PRIVATE, None)' in text
+    assert 'mount(NULL, "/", NULL, MS_REC|MS_PRIVATE, NULL)' in text
     assert 'pivot_root(".", ".")' in text and 'sethostname("box")' in text
     assert (
         "capset(effective=0x00000000a80425fb, permitted=0x00000000a80425fb, inheritable=0x0000000000000000)"

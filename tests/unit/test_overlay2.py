@@ -85,7 +85,7 @@ def test_get_mounts_overlay_and_put_unmounts(driver: Overlay2Driver) -> None:
     with trace.capture() as events:
         merged = driver.get("rw")
     assert merged == os.path.join(driver.home, "rw", "merged")
-    assert any(e.startswith(f"mount('overlay', \"{merged}\", 'overlay'") for e in events)
+    assert any(e.startswith(f'mount("overlay", "{merged}", "overlay"') for e in events)
     try:
         assert kernel.is_mountpoint(merged)
         assert Path(merged, "from-base").read_text() == "base"

@@ -1,0 +1,478 @@
+"""The monitor: one process per running container, forked (not exec'd) from the CLI by ``start``.
+
+Like containerd-shim it outlives the command that started it and owns the container's life::
+
+    CLI ──fork──▶ monitor: setsid; flock monitor.lock; mount overlay; cgroup; etc files
+                     │     namespaces.start(spec, on_created=cgroup.add) ──▶ container (PID 1)
+       ◀── "ok <pid>" on the report pipe (or "err <code> <message>", everything undone)
+                     │  copy stdout/stderr (or the pty) into <id>-json.log (+ to the CLI when
+                     │  foreground); waitpid; OOM?; record ExitCode/FinishedAt
+                     └─ teardown: cgroup, overlay, exec dir; --rm removes the container;
+                        --restart on-failure/always starts it again
+
+The monitor never returns into the CLI's code: it ends with ``os._exit`` (foreground: with the
+container's exit code, which is how ``run`` learns it). It ignores job-control signals: the
+container is stopped with ``stop``/``kill`` (which signal the container itself), not through us.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import select
+import signal
+import socket
+import struct
+import termios
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NoReturn
+
+from minidocker import trace
+from minidocker.container.state import Container, now_rfc3339
+from minidocker.errors import MinidockerError
+
+if TYPE_CHECKING:
+    from minidocker.cgroups import Cgroup
+    from minidocker.container.lifecycle import Runtime
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_IGNORED = (
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGTERM,
+    signal.SIGQUIT,
+    signal.SIGTSTP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGPIPE,
+)
+
+
+def copy_winsize(src_fd: int, dst_fd: int) -> None:
+    """The terminal size of ``src_fd`` onto the pty ``dst_fd`` (TIOCGWINSZ → TIOCSWINSZ)."""
+    with contextlib.suppress(OSError):
+        size = fcntl.ioctl(src_fd, termios.TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
+        fcntl.ioctl(dst_fd, termios.TIOCSWINSZ, size)
+
+
+@dataclass
+class _Stdio:
+    """The container's three fds and the monitor's ends of them."""
+
+    container: tuple[int, int, int]
+    outputs: dict[int, str]  # monitor-side fd -> "stdout"/"stderr"
+    stdin_src: int | None = None  # what the monitor copies into the container (fd 0, -it)
+    stdin_dst: int | None = None
+    close_after_start: list[int] = field(default_factory=list)
+    keep: list[int] = field(default_factory=list)  # held open for the container's life (-di stdin)
+    console: socket.socket | None = None  # -t: the pty master arrives here (runc's console socket)
+    copy_stdin: bool = False
+
+
+def _stdio(c: Container, *, foreground: bool, stdin: bool) -> _Stdio:
+    if c.config.get("Tty"):
+        # the terminal is made inside the container (its own devpts); we get the master back
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        io = _Stdio((null, null, null), {}, close_after_start=[null, theirs.detach()], console=ours)
+        io.copy_stdin = foreground and stdin
+        return io
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    closers = [out_w, err_w]
+    keep: list[int] = []
+    if foreground and stdin:
+        in_fd = 0  # the caller's stdin, as is: EOF there is EOF in the container
+    elif c.config.get("OpenStdin"):
+        in_fd, w = os.pipe2(os.O_CLOEXEC)  # never written, never closed: stdin stays open (-di)
+        keep.append(w)
+        closers.append(in_fd)
+    else:
+        in_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        closers.append(in_fd)
+    return _Stdio(
+        (in_fd, out_w, err_w), {out_r: "stdout", err_r: "stderr"}, close_after_start=closers, keep=keep
+    )
+
+
+def _receive_console(io: _Stdio, *, winsize_from: int | None) -> int:
+    """The pty master the container sent before it exec'd (it is already in the socket)."""
+    assert io.console is not None
+    io.console.settimeout(5.0)
+    _, fds, _, _ = socket.recv_fds(io.console, 16, 1)
+    io.console.close()
+    if not fds:
+        raise MinidockerError("the container did not send its terminal")
+    master = fds[0]
+    os.set_inheritable(master, False)
+    if winsize_from is not None and os.isatty(winsize_from):
+        copy_winsize(winsize_from, master)
+    io.outputs = {master: "stdout"}
+    if io.copy_stdin:
+        io.stdin_src, io.stdin_dst = 0, master
+    return master
+
+
+def container_env(c: Container, *, tty: bool | None = None, extra: list[str] | None = None) -> list[str]:
+    """``CreateDaemonEnvironment``: PATH, HOSTNAME, TERM (tty), then Config.Env (and ``exec -e``)
+    replacing or adding, in that order."""
+    use_tty = bool(c.config.get("Tty")) if tty is None else tty
+    env = [f"PATH={DEFAULT_PATH}", f"HOSTNAME={c.config.get('Hostname') or ''}"]
+    if use_tty:
+        env.append("TERM=xterm")
+    for entry in [*(c.config.get("Env") or []), *(extra or [])]:
+        key = entry.split("=", 1)[0]
+        for i, existing in enumerate(env):
+            if existing.split("=", 1)[0] == key:
+                env[i] = entry
+                break
+        else:
+            env.append(entry)
+    return env
+
+
+@dataclass
+class _Launched:
+    pid: int
+    cgroup: Cgroup
+    io: _Stdio
+
+
+def _launch(rt: Runtime, cid: str, io: _Stdio) -> _Launched:
+    """Mount, cgroup, etc files, binds, then the container process. Undone by the caller on error."""
+    from minidocker import cgroups
+    from minidocker.cgroups.resources import Resources
+    from minidocker.container import etcfiles
+    from minidocker.container.create import no_new_privileges
+    from minidocker.namespaces import Bind, ProcessSpec, default_namespaces, start
+
+    c = rt.containers.load(cid)
+    hc = c.host_config
+    mount = rt.stores.layers.get_mount(cid)
+    rootfs = rt.stores.driver.get(mount.mount_id)
+
+    namespaces = default_namespaces()
+    netns_path = None
+    mode = hc.network_mode
+    if mode == "host":
+        namespaces.discard("net")
+    elif mode.startswith("container:"):
+        other = rt.get(mode.split(":", 1)[1])
+        if not other.state.running or not other.state.pid:
+            raise MinidockerError(f"cannot join network of a non running container: {other.id}", subject=cid)
+        namespaces.discard("net")
+        netns_path = f"/proc/{other.state.pid}/ns/net"
+    if not c.hosts_path or not mode.startswith("container:"):
+        hosts = etcfiles.container_hosts(
+            mode,
+            hostname=c.config.get("Hostname") or "",
+            domainname=c.config.get("Domainname") or "",
+            extra_hosts=hc.extra_hosts,
+        )
+        resolv = etcfiles.container_resolv_conf(
+            mode, dns=hc.dns, dns_search=hc.dns_search, dns_options=hc.dns_options
+        )
+        rt.containers.write_start_files(c, hosts=hosts, resolv=resolv)
+    binds = [
+        Bind(path, dest)
+        for path, dest in (
+            (c.hostname_path, "/etc/hostname"),
+            (c.hosts_path, "/etc/hosts"),
+            (c.resolv_conf_path, "/etc/resolv.conf"),
+        )
+        if path and os.path.exists(path)
+    ]
+    if c.mount_points:
+        from minidocker.container import mounts as mnt
+
+        binds += mnt.binds_for_start(c, rt._volumes(), rootfs)
+        # binds_for_start filled each volume's Source and a fresh ID: config.v2.json records them
+        # (dockerd's MountPoints after start), and cp/inspect read them from there
+        points = c.mount_points
+
+        def record(x: Container) -> None:
+            x.mount_points = points
+
+        rt.update(cid, record)
+
+    cg = cgroups.open_cgroup(cid)
+    cg.create()
+    cg.apply(Resources.from_object(hc))
+
+    spec = ProcessSpec(
+        args=[c.path, *c.args],
+        rootfs=rootfs,
+        env=container_env(c),
+        cwd=c.config.get("WorkingDir") or "/",
+        user=c.config.get("User") or "",
+        group_add=list(hc.group_add or []),
+        hostname=(c.config.get("Hostname") or "") if mode != "host" else "",
+        binds=binds,
+        readonly_rootfs=hc.readonly_rootfs,
+        privileged=hc.privileged,
+        cap_add=list(hc.cap_add or []),
+        cap_drop=list(hc.cap_drop or []),
+        no_new_privileges=no_new_privileges(hc),
+        namespaces=namespaces,
+        netns_path=netns_path,
+        stdio=io.container,
+        tty=bool(c.config.get("Tty")),
+        init=bool(hc.init),
+        console_socket=io.close_after_start[1] if io.console is not None else None,
+        masked_paths=list(hc.masked_paths or []),
+        readonly_paths=list(hc.readonly_paths or []),
+    )
+    if mode == "host":
+        spec.hostname = ""
+    started = start(spec, on_created=cg.add)
+    return _Launched(started.pid, cg, io)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except InterruptedError:
+            continue
+        view = view[n:]
+
+
+def _pump(io: _Stdio, log: object, passthrough: bool) -> None:
+    """Copy the container's output into the log (and our stdout/stderr) until every writer is gone."""
+    from minidocker.container.jsonlog import JsonLogWriter
+
+    assert isinstance(log, JsonLogWriter)
+    poller = select.poll()
+    outputs = dict(io.outputs)
+    for fd in outputs:
+        poller.register(fd, select.POLLIN)
+    stdin_src = io.stdin_src
+    if stdin_src is not None:
+        poller.register(stdin_src, select.POLLIN)
+    targets = {"stdout": 1, "stderr": 2}
+    while outputs:
+        try:
+            events = poller.poll()
+        except InterruptedError:
+            continue
+        for fd, _ in events:
+            try:
+                data = os.read(fd, 65536)
+            except InterruptedError:
+                continue
+            except OSError as e:
+                if e.errno != errno.EIO:  # EIO: every slave of the pty is closed = EOF
+                    raise
+                data = b""
+            if fd == stdin_src:
+                if not data:
+                    poller.unregister(fd)
+                    stdin_src = None
+                    continue
+                with contextlib.suppress(OSError):
+                    _write_all(io.stdin_dst or -1, data)
+                continue
+            if not data:
+                poller.unregister(fd)
+                del outputs[fd]
+                log.flush_stream(io.outputs[fd])
+                continue
+            stream = outputs[fd]
+            log.write(stream, data)
+            if passthrough:
+                try:
+                    _write_all(targets[stream], data)
+                except OSError:
+                    passthrough = False  # the caller went away: keep logging
+
+
+def _wait(pid: int) -> int:
+    from minidocker.namespaces import exit_code
+
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    # orphans of the container that the kernel handed to us (we are a child subreaper)
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    return exit_code(status)
+
+
+def _should_restart(c: Container, code: int) -> bool:
+    policy = c.host_config.restart_policy
+    if c.has_been_manually_stopped or c.host_config.auto_remove:
+        return False
+    if policy.name in ("always", "unless-stopped"):
+        return True
+    if policy.name == "on-failure":
+        return code != 0 and (policy.maximum_retry_count == 0 or c.restart_count < policy.maximum_retry_count)
+    return False
+
+
+def run(rt: Runtime, cid: str, report: socket.socket, *, foreground: bool, stdin: bool) -> NoReturn:
+    """The monitor's whole life. Never returns."""
+    code = 125
+    try:
+        code = _monitor(rt, cid, report, foreground=foreground, stdin=stdin)
+    except BaseException:  # noqa: BLE001 (never return into the CLI)
+        with contextlib.suppress(Exception):
+            if os.environ.get("MINIDOCKER_DEBUG"):
+                traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _report(sock: socket.socket | None, text: str, fds: list[int] | None = None) -> None:
+    """One message to the starting CLI (with the pty master for -t, so it can resize it)."""
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        data = text.encode(errors="replace")
+        if fds:
+            socket.send_fds(sock, [data], fds)
+        else:
+            sock.sendall(data)
+        sock.close()
+
+
+def _running(log_path: str, pid: int) -> Callable[[Container], None]:
+    def change(x: Container) -> None:
+        x.state.running = True
+        x.state.paused = x.state.restarting = False
+        x.state.oom_killed = False
+        x.state.pid = pid
+        x.state.exit_code = 0
+        x.state.error = ""
+        x.state.started_at = now_rfc3339()
+        x.has_been_started_before = True
+        x.has_been_manually_stopped = False
+        x.log_path = log_path
+
+    return change
+
+
+def _exited(code: int, oom: bool) -> Callable[[Container], None]:
+    def change(x: Container) -> None:
+        x.state.running = x.state.paused = x.state.restarting = False
+        x.state.pid = 0
+        x.state.exit_code = code
+        x.state.oom_killed = oom
+        x.state.finished_at = now_rfc3339()
+
+    return change
+
+
+def _restarting(x: Container) -> None:
+    x.restart_count += 1
+    x.state.running = x.state.restarting = True  # Docker's "Restarting (1) 2 seconds ago"
+
+
+def _not_restarting(x: Container) -> None:
+    x.state.running = x.state.restarting = False
+
+
+def _start_failed(rt: Runtime, cid: str, e: Exception) -> int:
+    from minidocker.container.lifecycle import start_error_state
+
+    code = e.exit_code if isinstance(e, MinidockerError) else 125
+    message = str(e)
+    with contextlib.suppress(Exception):
+        c = rt.update(cid, lambda x: start_error_state(x, code, message))
+        rt.teardown(c)
+        if c.host_config.auto_remove:
+            rt.remove(cid, force=True)
+    return code
+
+
+def _detach_stdio() -> None:
+    """Detached: let go of the caller's terminal/pipes (``$(minidocker run -d …)`` must return)."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _monitor(rt: Runtime, cid: str, report_sock: socket.socket, *, foreground: bool, stdin: bool) -> int:
+    from minidocker.container.jsonlog import JsonLogWriter
+
+    os.setsid()  # our own session: the caller's terminal and its hangup are not ours
+    for sig in _IGNORED:
+        signal.signal(sig, signal.SIG_IGN)
+    os.makedirs(rt.exec_dir(cid), 0o700, exist_ok=True)
+    lock_fd = os.open(rt.lock_path(cid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until we exit: "monitor alive"
+    except BlockingIOError:
+        _report(report_sock, "err 125 container is already running (its monitor holds the lock)")
+        return 125
+    report: socket.socket | None = report_sock
+    first = True
+    code = 0
+    while True:
+        attached = first and foreground
+        io = _stdio(rt.containers.load(cid), foreground=attached, stdin=attached and stdin)
+        master = None
+        try:
+            launched = _launch(rt, cid, io)
+            if io.console is not None:
+                master = _receive_console(io, winsize_from=0 if attached else None)
+        except Exception as e:  # noqa: BLE001 (reported to the caller as one line)
+            err = _start_failed(rt, cid, e)
+            _report(report, f"err {err} {e}")
+            return err
+        finally:
+            for fd in io.close_after_start:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        log_path = rt.containers.log_path(cid)
+        log = JsonLogWriter(log_path)
+        rt.update(cid, _running(log_path, launched.pid))
+        trace.emit(f"container {cid[:12]} running as pid {launched.pid}")
+        _report(report, f"ok {launched.pid}", [master] if master is not None and attached else None)
+        report = None
+        if first and not foreground:
+            _detach_stdio()
+        try:
+            _pump(io, log, passthrough=attached)
+        finally:
+            log.close()
+        code = _wait(launched.pid)
+        oom = False
+        with contextlib.suppress(Exception):
+            oom = launched.cgroup.oom_killed()
+        for fd in [*io.outputs, *io.keep]:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        c = rt.update(cid, _exited(code, oom))
+        trace.emit(f"container {cid[:12]} exited with {code}{' (OOM killed)' if oom else ''}")
+        restart = _should_restart(c, code)
+        rt.teardown(c, keep_exec_dir=True)  # our lock stays where waiters find it
+        if not restart:
+            break
+        if first and foreground:
+            _detach_stdio()  # the caller got its exit code; restarts run detached
+        first = False
+        rt.update(cid, _restarting)
+        time.sleep(min(0.1 * 2 ** min(c.restart_count, 10), 10.0))
+        try:
+            c = rt.containers.load(cid)
+        except MinidockerError:
+            break
+        if c.has_been_manually_stopped:  # a stop meanwhile wins over the policy
+            c = rt.update(cid, _not_restarting)
+            break
+    if c.host_config.auto_remove:
+        with contextlib.suppress(MinidockerError):
+            rt.remove(cid, force=True)
+    rt.teardown(c)
+    return code
