@@ -270,7 +270,8 @@ def ps_lines(
             raise PsFormatError(f"failed to parse template: {e}") from None
         size = size or ".Size" in fmt
     items = [
-        ContainerContext(svc.summary(c, stores, size=size, now=now), trunc=not no_trunc, now=now) for c in containers
+        ContainerContext(svc.summary(c, stores, size=size, now=now), trunc=not no_trunc, now=now)
+        for c in containers
     ]
     try:
         return format_items(fmt, items, PS_HEADER)

@@ -68,6 +68,18 @@ class RunOptions:
     anonymous_volumes: list[str] = field(default_factory=list)  # `-v /path`: Config.Volumes
 
 
+# What the docker 20.10 CLI sends (and dockerd 20.10 stores) for these Resources fields when no
+# flag sets them: nil slices, so null in hostconfig.json, where HostConfig()'s defaults model the
+# CLI 28 ([]). BlkioWeightDevice is [] with both. Checked against dockerd in test_run_parity.py.
+CLI_20_10_NULLS: dict[str, Any] = {
+    "blkio_device_read_bps": None,
+    "blkio_device_write_bps": None,
+    "blkio_device_read_iops": None,
+    "blkio_device_write_iops": None,
+    "ulimits": None,
+}
+
+
 def parse_restart_policy(value: str) -> RestartPolicy:
     """``--restart no|always|unless-stopped|on-failure[:N]`` (``opts.ParseRestartPolicy``)."""
     name, _, count = value.partition(":")
@@ -197,6 +209,10 @@ def host_config(opts: RunOptions, *, cgroup_v2: bool) -> HostConfig:
         key = so.split("=", 1)[0].split(":", 1)[0]
         if key not in ("no-new-privileges", "seccomp", "apparmor", "label"):
             raise InvalidInput(f'invalid --security-opt 2: "{so}"', subject=so)
+    if opts.privileged:
+        # generateSecurityOpt: privileged containers get SELinux labelling disabled, stored even
+        # on hosts without SELinux (the label package's stub says "disable" too)
+        security_opt = [*(security_opt or []), "label=disable"]
     kw: dict[str, Any] = {
         "binds": list(opts.binds) or None,
         "network_mode": opts.network or "default",
@@ -223,6 +239,7 @@ def host_config(opts: RunOptions, *, cgroup_v2: bool) -> HostConfig:
     }
     if opts.init:
         kw["init"] = True
+    kw.update(CLI_20_10_NULLS)
     return HostConfig.for_run(cgroup_v2=cgroup_v2, **kw)
 
 

@@ -399,7 +399,10 @@ class Runtime:
                     subject=c.id,
                 )
             self._kill_hard(c)
-            c = self.reconcile(self.containers.load(c.id))
+            try:
+                c = self.reconcile(self.containers.load(c.id))
+            except NotFound:
+                return c  # it was a --rm container: its monitor removed it
         self.teardown(c)
         with contextlib.suppress(NotFound, FileNotFoundError):
             self.stores.layers.remove_rw_layer(c.id)

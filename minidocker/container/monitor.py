@@ -179,7 +179,7 @@ def _launch(rt: Runtime, cid: str, io: _Stdio) -> _Launched:
         )
         rt.containers.write_start_files(c, hosts=hosts, resolv=resolv)
     binds = [
-        Bind(path, dest)
+        Bind(path, dest, readonly=hc.readonly_rootfs)  # --read-only covers them too (NetworkMounts)
         for path, dest in (
             (c.hostname_path, "/etc/hostname"),
             (c.hosts_path, "/etc/hosts"),
@@ -191,14 +191,15 @@ def _launch(rt: Runtime, cid: str, io: _Stdio) -> _Launched:
         from minidocker.container import mounts as mnt
 
         binds += mnt.binds_for_start(c, rt._volumes(), rootfs)
-        # binds_for_start filled each volume's Source and a fresh ID: config.v2.json records them
-        # (dockerd's MountPoints after start), and cp/inspect read them from there
-        points = c.mount_points
 
-        def record(x: Container) -> None:
-            x.mount_points = points
+    def record(x: Container) -> None:
+        # config.v2.json records what this start set up, as dockerd's does: the etc files'
+        # paths (write_start_files) and the volumes' Source and mount ID (binds_for_start);
+        # cp and inspect read them from there
+        x.mount_points = c.mount_points
+        x.hostname_path, x.hosts_path, x.resolv_conf_path = c.hostname_path, c.hosts_path, c.resolv_conf_path
 
-        rt.update(cid, record)
+    rt.update(cid, record)
 
     cg = cgroups.open_cgroup(cid)
     cg.create()
@@ -455,10 +456,9 @@ def _monitor(rt: Runtime, cid: str, report_sock: socket.socket, *, foreground: b
                 os.close(fd)
         c = rt.update(cid, _exited(code, oom))
         trace.emit(f"container {cid[:12]} exited with {code}{' (OOM killed)' if oom else ''}")
-        restart = _should_restart(c, code)
-        rt.teardown(c, keep_exec_dir=True)  # our lock stays where waiters find it
-        if not restart:
+        if not _should_restart(c, code):
             break
+        rt.teardown(c, keep_exec_dir=True)  # our lock stays where waiters find it
         if first and foreground:
             _detach_stdio()  # the caller got its exit code; restarts run detached
         first = False
@@ -473,6 +473,7 @@ def _monitor(rt: Runtime, cid: str, report_sock: socket.socket, *, foreground: b
             break
     if c.host_config.auto_remove:
         with contextlib.suppress(MinidockerError):
-            rt.remove(cid, force=True)
-    rt.teardown(c)
+            rt.remove(cid, force=True)  # tears down too
+    else:
+        rt.teardown(c)
     return code

@@ -16,9 +16,7 @@ from typing import Any, BinaryIO
 
 from minidocker import gojson, trace
 from minidocker.errors import Conflict, InvalidInput, NotFound
-from minidocker.image import config as imgconfig
 from minidocker.image import digest, reference
-from minidocker.image.changes import apply_changes
 from minidocker.image.store import Stores
 
 
@@ -292,6 +290,8 @@ def history(stores: Stores, name: str) -> list[HistoryRow]:
 
 def inspect(stores: Stores, name: str) -> dict[str, Any]:
     """Docker's ``ImageInspect`` shape (``docker image inspect``)."""
+    from minidocker.image import config as imgconfig  # not on `run`'s path: imported when used
+
     image_id = resolve(stores, name)
     cfg = stores.images.get(image_id)
     refs = stores.refs.references(image_id)
@@ -346,6 +346,9 @@ def import_image(
     eof_empty_segment: bool = True,
 ) -> str:
     """``docker import``: a rootfs tar (already decompressed) becomes a one-layer image."""
+    from minidocker.image import config as imgconfig
+    from minidocker.image.changes import apply_changes
+
     ref = None
     if repo_tag:
         ref = reference.parse(repo_tag)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -139,6 +138,8 @@ class LayerStore:
         file) or together with the last data (gzip); tar-split records the difference.
         Raises InvalidInput if the DiffID differs from ``expected_diff_id``; nothing stays behind.
         """
+        import tempfile  # only registering needs it (not `run`)
+
         from minidocker.archive import extract, tarstream
         from minidocker.image import tarsplit
 

@@ -10,12 +10,12 @@ Python 3.11 has no ``os.unshare``/``os.setns`` (3.12+), and no ``mount`` at all,
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 from minidocker import trace
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The C library already loaded into this process (no ldconfig lookup: ctypes.util forks one).
+_libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 

@@ -131,6 +131,9 @@ def _populate_dev(root_fd: int, tty_path: str | None) -> None:
         for name, major, minor in DEVICES:
             ns.mknod_char(name, major, minor, 0o666, dir_fd=dev, shown=f"/dev/{name}")
         for name, target in DEV_SYMLINKS:
+            # runc links /dev/core only when the kernel has a /proc/kcore (CONFIG_PROC_KCORE)
+            if target == "/proc/kcore" and not os.path.exists(target):
+                continue
             os.symlink(target, name, dir_fd=dev)
     finally:
         os.close(dev)
@@ -143,13 +146,20 @@ def _mount_cgroups(
     root_fd: int, m: MountPoint, hierarchies: list[Hierarchy], links: list[tuple[str, str]]
 ) -> None:
     """/sys/fs/cgroup: the host's hierarchies mounted again inside the container's cgroup namespace,
-    so each shows only the container's own subtree; read-only unless privileged."""
+    so each shows only the container's own subtree; read-only unless privileged.
+
+    On a v1 host this is what Docker 20.10 (runc 1.1) shows: a tmpfs (rw, ``mode=755``, then
+    chmod 0555 when read-only) holding the v1 controllers only; a hybrid host's cgroup2
+    ``unified`` tree is not mounted (runc in v1 mode knows no such subsystem).
+    """
     v2 = [h for h in hierarchies if h.name == ""]
     if v2:
         _mount_in(root_fd, m.destination, "cgroup2", "cgroup2", m.flags, v2[0].options or None)
         return
     _mount_in(root_fd, m.destination, "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV, "mode=755")
     for h in hierarchies:
+        if h.fstype == "cgroup2":
+            continue
         _mount_in(root_fd, f"{m.destination}/{h.name}", h.fstype, h.fstype, m.flags, h.options or None)
     top = open_in_root(root_fd, m.destination)
     try:
@@ -158,7 +168,12 @@ def _mount_cgroups(
     finally:
         os.close(top)
     if m.readonly:
-        _remount_ro(root_fd, m.destination)
+        # the controllers are read-only mounts; the tmpfs itself only loses its w bits, as in Docker
+        top = open_in_root(root_fd, m.destination)
+        try:
+            os.chmod(f"/proc/self/fd/{top}", 0o555)
+        finally:
+            os.close(top)
 
 
 def prepare(
@@ -271,6 +286,6 @@ def mask_paths(paths: list[str]) -> None:
 
 
 def remount_root_readonly() -> None:
-    """``--read-only``: the container's "/" becomes read-only (binds like /etc/hosts stay as they are)."""
+    """``--read-only``: the container's "/" becomes read-only (binds keep their own mode)."""
     locked = os.statvfs("/").f_flag & _ST_LOCKED
     kernel.mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | locked)

@@ -433,3 +433,31 @@ def test_trace_narrates_the_kernel_steps(bb: Any) -> None:
         for n in ('mount("overlay"', "unshare(", "pivot_root(", "execve(")
     ]
     assert order == sorted(order)
+
+
+def test_signals_to_the_foreground_cli_reach_the_container(bb: Any, host: Any, scratch: Any) -> None:
+    d = scratch("sigproxy")
+    script = 'trap "echo got-term; exit 9" TERM; echo ready; while true; do sleep 0.05; done'
+    cmd = bb.command("run", "--rm", "--network", "none", "busybox", "sh", "-c", script)
+    wrapper = helpers.q("sh", "-c", f"{cmd} > {d}/out 2>&1; echo $? > {d}/rc")
+    shell = host.run(f"{wrapper} > /dev/null 2>&1 & echo $!").stdout.strip()
+    _wait_for(lambda: "ready" in host.file(f"{d}/out").content_string)
+    cli = host.run(f"pgrep -P {shell}").stdout.split()
+    assert len(cli) == 1, cli  # the minidocker CLI, child of that shell
+    host.run(f"kill -TERM {cli[0]}")
+    _wait_for(lambda: host.file(f"{d}/rc").exists and host.file(f"{d}/rc").content_string.strip() != "")
+    assert host.file(f"{d}/rc").content_string.strip() == "9"
+    assert "got-term" in host.file(f"{d}/out").content_string
+
+
+def test_no_zombies_left_by_init_or_monitor(bb: Any, host: Any) -> None:
+    # orphans re-parented to PID 1 (our --init) are reaped while the command still runs
+    script = "for i in 1 2 3; do (sleep 0.01 &); done; sleep 0.5; ps -o stat,comm | grep -c '^Z' || true"
+    assert bb.ok("run", "--rm", "--init", "--network", "none", "busybox", "sh", "-c", script) == "0\n"
+    cid = bb.ok("run", "-d", "--network", "none", "busybox", "sh", "-c", "(sleep 0.01 &); sleep 1000").strip()
+    pid = _config(host, bb.data_root, cid)["State"]["Pid"]
+    monitor = host.file(f"/proc/{pid}/status").content_string.split("PPid:")[1].split()[0]
+    time.sleep(0.3)
+    zombies = host.run(f"ps -e -o ppid=,stat= | awk '$1 == {monitor} && $2 ~ /Z/'").stdout
+    assert zombies == ""
+    bb.ok("rm", "-f", cid)
