@@ -446,10 +446,15 @@ def exec_(
     from minidocker.container.create import expand_env, no_new_privileges, read_env_file
     from minidocker.container.lifecycle import NotRunning
     from minidocker.container.monitor import container_env
+    from minidocker.errors import NotFound
     from minidocker.namespaces import ExecSpec, enter
 
     rt = ctx.runtime
-    c = rt.get(container)
+    try:
+        c = rt.get(container)
+    except NotFound as e:
+        click.echo(f"Error: {e}", err=True)  # the docker CLI exits 1 here, not 125
+        raise SystemExit(1) from None
     if not c.state.running or not c.state.pid or c.state.restarting:
         raise NotRunning(f"Container {c.id} is not running", subject=c.id)
     extra: list[str] = []

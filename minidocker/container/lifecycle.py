@@ -35,7 +35,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from minidocker import trace
-from minidocker.container.create import RunOptions, container_config, host_config, parse_signal
+from minidocker.container.create import (
+    RunOptions,
+    container_config,
+    host_config,
+    no_new_privileges,
+    parse_signal,
+)
 from minidocker.container.state import ZERO_TIME, Container, now_rfc3339
 from minidocker.container.store import ContainerStore
 from minidocker.errors import (
@@ -252,6 +258,8 @@ class Runtime:
         if network.startswith("container:"):
             other = self.get(network.split(":", 1)[1])
             hc.network_mode = f"container:{other.id}"
+            if not cfg.get("Hostname"):
+                cfg["Hostname"] = other.config.get("Hostname") or ""  # the network's owner names it
         elif network not in ("default", "bridge", "none", "host"):
             raise NotFound(f"network {network} not found", subject=network)
         mount_points: dict[str, dict[str, Any]] = {}
@@ -262,8 +270,9 @@ class Runtime:
             hc.binds = binds
         c = self.containers.create(image_id=image_id, config=cfg, host_config=hc, name=opts.name)
         try:
-            if mount_points:
+            if mount_points or no_new_privileges(hc):
                 c.mount_points = mount_points
+                c.no_new_privileges = no_new_privileges(hc)  # parseSecurityOpt records it
                 self.containers.save(c)
             self.stores.layers.create_rw_layer(c.id, self.stores.top_layer(image_id))
         except BaseException:

@@ -136,6 +136,14 @@ def container_env(c: Container, *, tty: bool | None = None, extra: list[str] | N
     return env
 
 
+def _share_etc_files(x: Container, other: Container) -> None:
+    x.hostname_path, x.hosts_path, x.resolv_conf_path = (
+        other.hostname_path,
+        other.hosts_path,
+        other.resolv_conf_path,
+    )
+
+
 @dataclass
 class _Launched:
     pid: int
@@ -167,7 +175,10 @@ def _launch(rt: Runtime, cid: str, io: _Stdio) -> _Launched:
             raise MinidockerError(f"cannot join network of a non running container: {other.id}", subject=cid)
         namespaces.discard("net")
         netns_path = f"/proc/{other.state.pid}/ns/net"
-    if not c.hosts_path or not mode.startswith("container:"):
+    if netns_path is not None:
+        # --network container:<x> shares x's etc files as well as its network (initializeNetworking)
+        c = rt.update(cid, lambda x: _share_etc_files(x, other))
+    else:
         hosts = etcfiles.container_hosts(
             mode,
             hostname=c.config.get("Hostname") or "",

@@ -178,7 +178,13 @@ def _chdir(cwd: str) -> None:
     """chdir, creating the directory like Docker, then check we really are inside the container:
     with a leaked fd, ``/proc/self/fd/N`` would be a directory of the host (CVE-2024-21626)."""
     trace.emit(lambda: f'mkdir -p "{cwd}"; chdir("{cwd}"); getcwd()')
-    os.makedirs(cwd, 0o755, exist_ok=True)
+    # every missing component 0755 like dockerd's MkdirAllAndChownNew (makedirs gives parents
+    # 0777 & ~umask, and the umask is 0 here)
+    old_umask = os.umask(0o022)
+    try:
+        os.makedirs(cwd, 0o755, exist_ok=True)
+    finally:
+        os.umask(old_umask)
     os.chdir(cwd)
     try:
         where = os.getcwd()

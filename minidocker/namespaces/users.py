@@ -7,11 +7,11 @@ privileges (CVE-2019-14271, reliability case C4). The rules are runc's ``GetExec
     >>> passwd = b"root:x:0:0:root:/root:/bin/sh\\nnobody:x:65534:65534:nobody:/home:/bin/false\\n"
     >>> group = b"root:x:0:\\nwheel:x:10:root\\nnogroup:x:65534:\\n"
     >>> resolve("", passwd, group)
-    ExecUser(uid=0, gid=0, groups=[10], home='/root')
+    ExecUser(uid=0, gid=0, groups=[0, 10], home='/root')
     >>> resolve("nobody:wheel", passwd, group)
-    ExecUser(uid=65534, gid=10, groups=[], home='/home')
+    ExecUser(uid=65534, gid=10, groups=[10], home='/home')
     >>> resolve("1234", passwd, group)     # numeric ids need no entry
-    ExecUser(uid=1234, gid=0, groups=[], home='/')
+    ExecUser(uid=1234, gid=0, groups=[0], home='/')
 """
 
 from __future__ import annotations
@@ -124,4 +124,8 @@ def resolve(
             gid = _checked(_int(extra) or 0, "gid")
         if gid not in out.groups:
             out.groups.append(gid)
+    # Docker 20.10 (CVE-2022-36109 fix) always lists the primary gid among the supplementary groups:
+    # without it a group's negative permissions could be shed with setgroups
+    if out.gid not in out.groups:
+        out.groups.insert(0, out.gid)
     return out

@@ -461,3 +461,32 @@ def test_no_zombies_left_by_init_or_monitor(bb: Any, host: Any) -> None:
     zombies = host.run(f"ps -e -o ppid=,stat= | awk '$1 == {monitor} && $2 ~ /Z/'").stdout
     assert zombies == ""
     bb.ok("rm", "-f", cid)
+
+
+def test_network_modes_host_and_container(bb: Any, host: Any) -> None:
+    host_net = host.run("readlink /proc/self/ns/net").stdout.strip()
+    out = bb.ok(
+        "run", "--rm", "--network", "host", "busybox", "sh", "-c", "readlink /proc/self/ns/net; hostname"
+    )
+    assert out.split() == [host_net, host.run("hostname").stdout.strip()]
+    none = bb.ok(
+        "run", "--rm", "--network", "none", "busybox", "sh", "-c", "readlink /proc/self/ns/net; ip -o link"
+    )
+    assert none.split()[0] != host_net and none.count("\n") == 2  # its own netns: only lo, and it is up
+    assert "UP" in none
+    bb.ok("run", "-d", "--name", "owner", "--network", "none", "busybox", "sleep", "1000")
+    owner = bb.ok("exec", "owner", "sh", "-c", "readlink /proc/1/ns/net; hostname").split()
+    joined = bb.ok(
+        "run",
+        "--rm",
+        "--network",
+        "container:owner",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/net; hostname",
+    )
+    assert joined.split() == owner  # same network namespace, and the owner's name
+    bb.ok("rm", "-f", "owner")
+    r = bb("run", "--rm", "--network", "container:owner", "busybox", "true")
+    assert r.rc == 125 and "No such container: owner" in r.stderr

@@ -268,11 +268,6 @@ def test_env_cwd_hostname_etc_files(pair: Pair, args: list[str]) -> None:
     assert "same-hostname" in ours.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="-w makes missing parents 0777: namespaces/process.py _chdir uses os.makedirs, whose parents "
-    "get 0777 & ~umask (umask is 0 there); dockerd makes every component 0755 (MkdirAllAndChownNew)",
-)
 def test_workdir_is_created_like_docker(pair: Pair) -> None:
     out = pair.same(
         "-u", "nobody", "-w", "/new/dir", "busybox", "sh", "-c", "pwd; stat -c '%n %a %U' /new /new/dir"
@@ -280,11 +275,6 @@ def test_workdir_is_created_like_docker(pair: Pair) -> None:
     assert out.startswith("/new/dir\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Docker 20.10 (CVE-2022-36109 fix) always adds the primary gid to the supplementary groups; "
-    "minidocker/namespaces/users.py resolve() does not",
-)
 @pytest.mark.parametrize("flags", [[], ["-u", "nobody"], ["-u", "1000:1000"], ["--group-add", "5"]])
 def test_supplementary_groups(pair: Pair, flags: list[str]) -> None:
     pair.same(*flags, "busybox", "sh", "-c", "id; grep Groups /proc/self/status")
@@ -463,11 +453,6 @@ def test_create_writes_dockers_files(pair: Pair, host: Any, flags: list[str]) ->
         pair.md("rm", "-v", name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config.v2.json NoNewPrivileges stays false with --security-opt no-new-privileges: "
-    "Runtime.create (lifecycle.py) should set it from the HostConfig as dockerd's parseSecurityOpt does",
-)
 def test_no_new_privileges_recorded(pair: Pair, host: Any) -> None:
     name = "par-nnp"
     try:

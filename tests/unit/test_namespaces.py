@@ -157,13 +157,13 @@ GROUP = b"root:x:0:\nwheel:x:10:root,app\napp:x:1000:\nstaff:x:50:app\nnogroup:x
 @pytest.mark.parametrize(
     ("user", "group_add", "expected"),
     [
-        ("", [], users.ExecUser(0, 0, [10], "/root")),
-        ("app", [], users.ExecUser(1000, 1000, [10, 50], "/home/app")),
-        ("1000", [], users.ExecUser(1000, 1000, [10, 50], "/home/app")),
-        ("app:staff", [], users.ExecUser(1000, 50, [], "/home/app")),  # explicit group: no supplementary
-        ("app:4242", [], users.ExecUser(1000, 4242, [], "/home/app")),
-        ("777", [], users.ExecUser(777, 0, [], "/")),  # numeric, not in passwd
-        ("nobody", ["staff", "99", "wheel"], users.ExecUser(65534, 65534, [50, 99, 10], "/")),
+        ("", [], users.ExecUser(0, 0, [0, 10], "/root")),  # the primary gid always first
+        ("app", [], users.ExecUser(1000, 1000, [1000, 10, 50], "/home/app")),
+        ("1000", [], users.ExecUser(1000, 1000, [1000, 10, 50], "/home/app")),
+        ("app:staff", [], users.ExecUser(1000, 50, [50], "/home/app")),  # explicit group: no supplementary
+        ("app:4242", [], users.ExecUser(1000, 4242, [4242], "/home/app")),
+        ("777", [], users.ExecUser(777, 0, [0], "/")),  # numeric, not in passwd
+        ("nobody", ["staff", "99", "wheel"], users.ExecUser(65534, 65534, [65534, 50, 99, 10], "/")),
     ],
 )
 def test_resolve_user(user: str, group_add: list[str], expected: users.ExecUser) -> None:
@@ -177,8 +177,8 @@ def test_resolve_user_errors_and_missing_files() -> None:
         users.resolve("app:ghosts", PASSWD, GROUP)
     with pytest.raises(InvalidInput, match="Unable to find group ghosts"):
         users.resolve("app", PASSWD, GROUP, ["ghosts"])
-    assert users.resolve("", None, None) == users.ExecUser(0, 0, [], "/")  # an image without /etc/passwd
-    assert users.resolve("5:6", None, None) == users.ExecUser(5, 6, [], "/")
+    assert users.resolve("", None, None) == users.ExecUser(0, 0, [0], "/")  # an image without /etc/passwd
+    assert users.resolve("5:6", None, None) == users.ExecUser(5, 6, [6], "/")
 
 
 # -- exec lookup and exit codes ---------------------------------------------------------------------
