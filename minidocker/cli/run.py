@@ -383,15 +383,15 @@ def wait(ctx: Context, containers: tuple[str, ...]) -> None:
     _each(containers, one)
 
 
-def _pump_tty(master: int) -> None:
-    """``exec -it``: our stdin to the pty, the pty to our stdout, until the pty closes."""
+def _pump_tty(master: int, *, stdin: bool) -> None:
+    """``exec -t``: the pty to our stdout (and with ``-i`` our stdin to the pty) until it closes."""
     import errno
     import select
 
     poller = select.poll()
     poller.register(master, select.POLLIN)
-    stdin_open = True
-    poller.register(0, select.POLLIN)
+    if stdin:
+        poller.register(0, select.POLLIN)
     while True:
         try:
             events = poller.poll()
@@ -401,19 +401,17 @@ def _pump_tty(master: int) -> None:
             try:
                 data = os.read(fd, 65536)
             except OSError as e:
-                if e.errno != errno.EIO:
+                if e.errno != errno.EIO:  # EIO: every slave is closed = the command is done
                     raise
                 data = b""
             if fd == master:
                 if not data:
                     return
                 os.write(1, data)
-            elif not data:
-                poller.unregister(0)
-                stdin_open = False
-            else:
+            elif data:
                 os.write(master, data)
-        del stdin_open
+            else:
+                poller.unregister(0)  # our stdin is at its end; the command may go on
 
 
 @click.command("exec", context_settings={"allow_interspersed_args": False})
@@ -497,30 +495,12 @@ def exec_(
     if master is not None:
         os.close(stdio[0])
         with _raw_terminal(interactive and os.isatty(0)), _proxy_signals(started.pid, master):
-            if interactive:
-                _pump_tty(master)
-            else:
-                _pump_tty_out(master)
+            _pump_tty(master, stdin=interactive)
             code = started.wait()
         sys.exit(code)
     with _proxy_signals(started.pid, None):
         code = started.wait()
     sys.exit(code)
-
-
-def _pump_tty_out(master: int) -> None:
-    import errno
-
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError as e:
-            if e.errno != errno.EIO:
-                raise
-            return
-        if not data:
-            return
-        os.write(1, data)
 
 
 @click.group("container")
