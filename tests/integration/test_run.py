@@ -490,3 +490,17 @@ def test_network_modes_host_and_container(bb: Any, host: Any) -> None:
     bb.ok("rm", "-f", "owner")
     r = bb("run", "--rm", "--network", "container:owner", "busybox", "true")
     assert r.rc == 125 and "No such container: owner" in r.stderr
+
+
+def test_container_prune_removes_only_stopped(bb: Any, host: Any, data_root: str) -> None:
+    keep = bb.ok("run", "-d", "--network", "none", "busybox", "sleep", "1000").strip()
+    gone = bb.ok("create", "--network", "none", "busybox", "true").strip()
+    bb("run", "--network", "none", "busybox", "true")
+    r = bb("container", "prune")  # asks first; no answer (stdin is not a terminal) = no
+    assert "Are you sure you want to continue? [y/N]" in r.stdout
+    assert len(_ids(host, data_root)) == 3
+    out = bb.ok("container", "prune", "-f")
+    assert out.startswith("Deleted Containers:\n") and gone in out and keep not in out
+    assert out.endswith("Total reclaimed space: 0B\n")
+    assert _ids(host, data_root) == [keep]
+    bb.ok("rm", "-f", keep)
