@@ -65,11 +65,18 @@ stop_containers() {
         MINIDOCKER_DATA_ROOT="$dir/root" MINIDOCKER_EXEC_ROOT="$dir/exec" md rm -f "$c" >/dev/null 2>&1 || true
     done
     [ -d "$dir/root/containers" ] || return 0
+    # never ourselves or an ancestor: `labs/runner.py reset` run with the lab's MINIDOCKER_DATA_ROOT
+    # exported is a minidocker-venv python too
+    local ancestors=" $$ " p=$$
+    while [ "$p" -gt 1 ] 2>/dev/null; do
+        p=$(awk '/^PPid:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+        ancestors="$ancestors$p "
+    done
     for tries in $(seq 50); do
         pids=""
         for pid in /proc/[0-9]*; do
             pid="${pid#/proc/}"
-            [ "$pid" != "$$" ] || continue
+            case "$ancestors" in *" $pid "*) continue ;; esac
             grep -q minidocker "/proc/$pid/cmdline" 2>/dev/null || continue
             if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "MINIDOCKER_DATA_ROOT=$dir/root"; then
                 pids="$pids $pid"

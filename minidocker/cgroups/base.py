@@ -25,6 +25,7 @@ import os
 import signal
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import ClassVar, Literal
 
 from minidocker import trace
@@ -108,6 +109,25 @@ def read_keyed(path: str) -> dict[str, int]:
         if val.strip().lstrip("-").isdigit():
             out[key] = int(val)
     return out
+
+
+CREATE_TRIES = 5  # see mkdir_path
+
+
+def mkdir_path(make: Callable[[], None]) -> None:
+    """Run ``make`` (mkdir of ``<parent>/<id>`` and its ancestors), again if a directory vanished.
+
+    Another container's ``cleanup_parent`` may ``rmdir`` the shared, momentarily empty ``minidocker``
+    parent between our ``mkdir`` of it and of the container's directory (ENOENT); once the
+    container's directory exists the parent is not empty and stays.
+    """
+    for attempt in range(CREATE_TRIES):
+        try:
+            make()
+            return
+        except (FileNotFoundError, NotFound):
+            if attempt == CREATE_TRIES - 1:
+                raise
 
 
 def mkdir(path: str) -> bool:

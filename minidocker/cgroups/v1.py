@@ -80,12 +80,16 @@ class V1Cgroup(Cgroup):
         for top in self.paths():
             hierarchy = top[: -len(self.name) - 1]
             is_cpuset = os.path.exists(os.path.join(hierarchy, "cpuset.cpus"))
-            current = hierarchy
-            for part in parts:
-                parent, current = current, os.path.join(current, part)
-                base.mkdir(current)
-                if is_cpuset:
-                    self._inherit_cpuset(parent, current)
+
+            def make(hierarchy: str = hierarchy, is_cpuset: bool = is_cpuset) -> None:
+                current = hierarchy
+                for part in parts:
+                    parent, current = current, os.path.join(current, part)
+                    base.mkdir(current)
+                    if is_cpuset:
+                        self._inherit_cpuset(parent, current)
+
+            base.mkdir_path(make)
 
     @staticmethod
     def _inherit_cpuset(parent: str, child: str) -> None:

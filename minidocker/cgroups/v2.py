@@ -98,11 +98,14 @@ class V2Cgroup(Cgroup):
 
     # --- create -------------------------------------------------------------------------------------
     def create(self) -> None:
-        current = self.root
-        for part in self.name.split("/"):
-            enable_controllers(current)
-            current = os.path.join(current, part)
-            base.mkdir(current)
+        def make() -> None:
+            current = self.root
+            for part in self.name.split("/"):
+                enable_controllers(current)
+                current = os.path.join(current, part)
+                base.mkdir(current)
+
+        base.mkdir_path(make)
 
     # --- limits -------------------------------------------------------------------------------------
     def apply(self, resources: Resources, *, devices: bool = True) -> None:

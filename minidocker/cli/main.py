@@ -47,8 +47,17 @@ COMMANDS: dict[str, str] = {
     "port": "minidocker.cli.containers:port",
     "exec": "minidocker.cli.run:exec_",
     "volume": "minidocker.cli.volumes:volume_group",
+    "network": "minidocker.cli.network:network_group",
+    "portmap": "minidocker.cli.portmap:portmap_group",
     "cp": "minidocker.cli.cp:cp",
     "export": "minidocker.cli.cp:export",
+    "pull": "minidocker.cli.registry:pull",
+    "push": "minidocker.cli.registry:push",
+    "login": "minidocker.cli.registry:login",
+    "logout": "minidocker.cli.registry:logout",
+    "commit": "minidocker.cli.build:commit",
+    "diff": "minidocker.cli.build:diff",
+    "build": "minidocker.cli.build:build",
 }
 HIDDEN = {"buildBase", "remove"}
 # One-line help for `minidocker --help`, so listing verbs imports none of their modules.
@@ -81,8 +90,17 @@ SUMMARY: dict[str, str] = {
     "port": "List port mappings or a specific mapping for the container",
     "exec": "Execute a command in a running container",
     "volume": "Manage volumes",
+    "network": "Manage networks",
+    "portmap": "Userland port forwarding to containers (the seed's portmap)",
     "cp": "Copy files/folders between a container and the local filesystem",
     "export": "Export a container's filesystem as a tar archive",
+    "pull": "Download an image from a registry",
+    "push": "Upload an image to a registry",
+    "login": "Log in to a registry",
+    "logout": "Log out from a registry",
+    "commit": "Create a new image from a container's changes",
+    "diff": "Inspect changes to files or directories on a container's filesystem",
+    "build": "Build an image from a Dockerfile",
 }
 
 

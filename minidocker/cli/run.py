@@ -65,10 +65,15 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--network", "--net", "network", default="default", help="Connect a container to a network"
         ),
+        click.option("--ip", default="", help="IPv4 address (e.g., 172.30.100.104)"),
+        click.option("--network-alias", multiple=True, help="Add network-scoped alias for the container"),
         click.option("--dns", multiple=True, help="Set custom DNS servers"),
         click.option("--dns-search", multiple=True, help="Set custom DNS search domains"),
         click.option("--dns-option", multiple=True, help="Set DNS options"),
         click.option("--add-host", multiple=True, help="Add a custom host-to-IP mapping (host:ip)"),
+        click.option("-p", "--publish", multiple=True, help="Publish a container's port(s) to the host"),
+        click.option("-P", "--publish-all", is_flag=True, help="Publish all exposed ports to random ports"),
+        click.option("--expose", multiple=True, help="Expose a port or a range of ports"),
         click.option("--cap-add", multiple=True, help="Add Linux capabilities"),
         click.option("--cap-drop", multiple=True, help="Drop Linux capabilities"),
         click.option("--privileged", is_flag=True, help="Give extended privileges to this container"),
@@ -121,6 +126,8 @@ def _options(image: str, command: tuple[str, ...], detach: bool, kw: dict[str, A
         binds=binds,
         anonymous_volumes=anonymous,
         network=kw["network"],
+        ip=kw["ip"],
+        network_aliases=list(kw["network_alias"]),
         cap_add=list(kw["cap_add"]),
         cap_drop=list(kw["cap_drop"]),
         privileged=kw["privileged"],
@@ -144,6 +151,9 @@ def _options(image: str, command: tuple[str, ...], detach: bool, kw: dict[str, A
         dns_options=list(kw["dns_option"]),
         extra_hosts=list(kw["add_host"]),
         group_add=list(kw["group_add"]),
+        publish=list(kw["publish"]),
+        publish_all=kw["publish_all"],
+        expose=list(kw["expose"]),
     )
 
 
@@ -170,7 +180,9 @@ def _raw_terminal(enabled: bool) -> Iterator[None]:
     import tty
 
     saved = termios.tcgetattr(0)
-    tty.setraw(0)
+    # TCSADRAIN, not setraw's default TCSAFLUSH: flushing would discard input the monitor was just
+    # told is there (poll), and its read would then block forever
+    tty.setraw(0, termios.TCSADRAIN)
     try:
         yield
     finally:
@@ -206,8 +218,8 @@ def _proxy_signals(pid: int, master: int | None) -> Iterator[None]:
                 signal.signal(signum, handler)
 
 
-def _attach_and_wait(handle: Any, *, raw: bool) -> int:
-    with _raw_terminal(raw), _proxy_signals(handle.pid, handle.master_fd):
+def _attach_and_wait(handle: Any) -> int:
+    with _proxy_signals(handle.pid, handle.master_fd):
         code: int = handle.wait()
     return code
 
@@ -232,11 +244,15 @@ def run(ctx: Context, image: str, command: tuple[str, ...], detach: bool, **kw: 
     _warn(warnings)
     sys.stdout.flush()
     sys.stderr.flush()
-    handle = rt.start(c, foreground=not detach, stdin=opts.interactive)
     if detach:
+        rt.start(c)
         click.echo(c.id)
         return
-    code = _attach_and_wait(handle, raw=opts.tty and opts.interactive and os.isatty(0))
+    # raw before the monitor exists: it starts copying our stdin at once, so the terminal must
+    # not change under it
+    with _raw_terminal(opts.tty and opts.interactive and os.isatty(0)):
+        handle = rt.start(c, foreground=True, stdin=opts.interactive)
+        code = _attach_and_wait(handle)
     _exit_now(code)
 
 
@@ -286,9 +302,10 @@ def start(ctx: Context, containers: tuple[str, ...], attach: bool, interactive: 
         c = rt.get(containers[0])
         if c.state.running:
             return
-        handle = rt.start(c, foreground=True, stdin=interactive)
-        tty = bool(c.config.get("Tty"))
-        sys.exit(_attach_and_wait(handle, raw=tty and interactive and os.isatty(0)))
+        with _raw_terminal(bool(c.config.get("Tty")) and interactive and os.isatty(0)):
+            handle = rt.start(c, foreground=True, stdin=interactive)
+            code = _attach_and_wait(handle)
+        _exit_now(code)
 
     def one(ref: str) -> str:
         rt.start(rt.get(ref))
@@ -446,6 +463,7 @@ def exec_(
     from minidocker.container.monitor import container_env
     from minidocker.errors import NotFound
     from minidocker.namespaces import ExecSpec, enter
+    from minidocker.namespaces.seccomp import option as seccomp_option
 
     rt = ctx.runtime
     try:
@@ -486,6 +504,7 @@ def exec_(
         cap_add=list(hc.cap_add or []),
         cap_drop=list(hc.cap_drop or []),
         no_new_privileges=no_new_privileges(hc),
+        seccomp=seccomp_option(hc.security_opt, hc.privileged),
         stdio=stdio,
         tty=tty,
     )

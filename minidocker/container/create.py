@@ -13,12 +13,13 @@ image's config exactly as the daemon does (``daemon/commit.go merge``), and
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from dataclasses import dataclass, field
 from typing import Any
 
-from minidocker.container.hostconfig import HostConfig, RestartPolicy
+from minidocker.container.hostconfig import HostConfig, PortBinding, RestartPolicy
 from minidocker.errors import InvalidInput
 from minidocker.image.config import container_config as go_container_config
 
@@ -42,6 +43,8 @@ class RunOptions:
     auto_remove: bool = False
     binds: list[str] = field(default_factory=list)
     network: str = "default"
+    ip: str = ""  # --ip: IPAMConfig.IPv4Address of the endpoint (user networks only)
+    network_aliases: list[str] = field(default_factory=list)  # --network-alias
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)
     privileged: bool = False
@@ -66,6 +69,9 @@ class RunOptions:
     extra_hosts: list[str] = field(default_factory=list)
     group_add: list[str] = field(default_factory=list)
     anonymous_volumes: list[str] = field(default_factory=list)  # `-v /path`: Config.Volumes
+    publish: list[str] = field(default_factory=list)  # -p specs (chapter 7, minidocker.portmap.spec)
+    publish_all: bool = False  # -P
+    expose: list[str] = field(default_factory=list)  # --expose
 
 
 # What the docker 20.10 CLI sends (and dockerd 20.10 stores) for these Resources fields when no
@@ -173,6 +179,10 @@ def container_config(opts: RunOptions, image_config: dict[str, Any] | None) -> d
     if img.get("Volumes"):
         volumes = {**(volumes or {}), **img["Volumes"]}
     exposed = img.get("ExposedPorts") or None
+    if opts.publish or opts.expose:  # the CLI's ports, then the image's (daemon/commit.go merge)
+        from minidocker.portmap.spec import parse_expose, parse_port_specs
+
+        exposed = {**parse_port_specs(opts.publish)[0], **parse_expose(opts.expose), **(exposed or {})}
     attach = not opts.detach
     return go_container_config(
         Hostname=opts.hostname,
@@ -204,7 +214,7 @@ def host_config(opts: RunOptions, *, cgroup_v2: bool) -> HostConfig:
     """The HostConfig the daemon stores for these flags (after ``HostConfig.for_run`` defaulting)."""
     if opts.auto_remove and opts.restart not in ("", "no"):
         raise InvalidInput("Conflicting options: --restart and --rm", subject=opts.restart)
-    security_opt = list(opts.security_opt) or None
+    security_opt = [_read_seccomp_file(so) for so in opts.security_opt] or None
     for so in opts.security_opt:
         key = so.split("=", 1)[0].split(":", 1)[0]
         if key not in ("no-new-privileges", "seccomp", "apparmor", "label"):
@@ -237,10 +247,47 @@ def host_config(opts: RunOptions, *, cgroup_v2: bool) -> HostConfig:
         "cpuset_mems": opts.cpuset_mems,
         "pids_limit": opts.pids_limit,
     }
+    if opts.publish:
+        from minidocker.portmap.spec import parse_port_specs
+
+        kw["port_bindings"] = {
+            port: [PortBinding(host_ip=ip, host_port=hp) for ip, hp in pairs]
+            for port, pairs in parse_port_specs(opts.publish)[1].items()
+        }
+    if opts.publish_all:
+        kw["publish_all_ports"] = True
     if opts.init:
         kw["init"] = True
     kw.update(CLI_20_10_NULLS)
     return HostConfig.for_run(cgroup_v2=cgroup_v2, **kw)
+
+
+def _read_seccomp_file(so: str) -> str:
+    """The docker CLI replaces ``seccomp=<file>`` by ``seccomp=<the file's JSON, compacted>``: the
+    daemon stores the profile itself (in SecurityOpt and config.v2.json's SeccompProfile)."""
+    sep = "=" if "=" in so else ":"
+    key, _, value = so.partition(sep)
+    if key != "seccomp" or value in ("", "unconfined"):
+        return so
+    try:
+        with open(value, encoding="utf-8") as f:
+            profile = json.loads(f.read())
+    except OSError as e:
+        why = e.strerror.lower() if e.strerror else str(e)
+        raise InvalidInput(f"opening seccomp profile ({value}) failed: {why}", subject=value) from None
+    except ValueError as e:
+        raise InvalidInput(
+            f"compacting json for seccomp profile ({value}) failed: {e}", subject=value
+        ) from None
+    return "seccomp=" + json.dumps(profile, separators=(",", ":"), ensure_ascii=False)
+
+
+def seccomp_profile(hc: HostConfig) -> str:
+    """config.v2.json's ``SeccompProfile`` (daemon ``parseSecurityOpt``): "" for Docker's default,
+    "unconfined", or the profile's JSON. ``--privileged`` leaves it "" (it is unconfined anyway)."""
+    from minidocker.namespaces.seccomp import option
+
+    return option(hc.security_opt) or ""
 
 
 def no_new_privileges(hc: HostConfig) -> bool:

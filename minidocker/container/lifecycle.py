@@ -41,6 +41,7 @@ from minidocker.container.create import (
     host_config,
     no_new_privileges,
     parse_signal,
+    seccomp_profile,
 )
 from minidocker.container.state import ZERO_TIME, Container, now_rfc3339
 from minidocker.container.store import ContainerStore
@@ -217,8 +218,50 @@ class Runtime:
         with contextlib.suppress(MinidockerError, OSError):
             mount = self.stores.layers.get_mount(c.id)
             self.stores.driver.put(mount.mount_id)
+        self._release_ports(c)
+        self._release_network(c)
         if not keep_exec_dir:
             remove_tree(self.exec_dir(c.id))
+
+    def _release_ports(self, c: Container) -> None:
+        """Published ports' proxies and rules (chapter 7), from the state file the monitor wrote."""
+        state = os.path.join(self.exec_dir(c.id), "portmap.json")  # minidocker.portmap.STATE_FILE
+        if os.path.exists(state):
+            from minidocker import portmap
+
+            with contextlib.suppress(MinidockerError, OSError):
+                portmap.unpublish(state)
+        if c.network_settings.ports:
+
+            def forget(x: Container) -> None:
+                x.network_settings.ports = None
+
+            with contextlib.suppress(MinidockerError, OSError):
+                self.update(c.id, forget)
+
+    def _release_network(self, c: Container) -> None:
+        """veths, /run/netns entry and addresses back (chapter 6); config.v2.json forgets them."""
+        mode = c.host_config.network_mode
+        if (mode in ("none", "host") or mode.startswith("container:")) and not c.network_settings.sandbox_key:
+            return  # nothing was wired: spare the network chapter's import on every stop
+        from minidocker import network
+
+        released = []
+        with contextlib.suppress(MinidockerError, OSError):
+            released = network.release(self.stores, c.id)
+        if not released and not c.network_settings.sandbox_key:
+            return
+
+        def forget(x: Container) -> None:
+            from minidocker.container.state import EndpointSettings
+
+            ns = x.network_settings
+            ns.sandbox_id = ns.sandbox_key = ""
+            for name, ep in (ns.networks or {}).items():
+                ns.networks[name] = EndpointSettings(ipam_config=ep.ipam_config, network_id=ep.network_id)  # type: ignore[index]
+
+        with contextlib.suppress(MinidockerError, OSError):
+            self.update(c.id, forget)
 
     def _volumes(self):  # noqa: ANN202 (VolumeStore, imported lazily)
         from minidocker.container.volumes import VolumeStore
@@ -261,18 +304,31 @@ class Runtime:
             if not cfg.get("Hostname"):
                 cfg["Hostname"] = other.config.get("Hostname") or ""  # the network's owner names it
         elif network not in ("default", "bridge", "none", "host"):
-            raise NotFound(f"network {network} not found", subject=network)
+            from minidocker.network import NetworkStore
+
+            net = NetworkStore(self.stores.root, self.stores.lock).get(network)  # NotFound
+            hc.network_mode = net["Name"]
         mount_points: dict[str, dict[str, Any]] = {}
         if opts.binds or cfg.get("Volumes"):  # (the volumes code is imported only when needed)
             from minidocker.container import mounts as mnt
 
             binds, mount_points = mnt.plan_mounts(self._volumes(), list(opts.binds), cfg.get("Volumes"))
             hc.binds = binds
+        if opts.ip or opts.network_aliases:  # chapter 6: only a user network's endpoint takes them
+            from minidocker import network as netpkg
+
+            netpkg.check_endpoint_options(hc.network_mode, opts.ip, opts.network_aliases)
         c = self.containers.create(image_id=image_id, config=cfg, host_config=hc, name=opts.name)
         try:
-            if mount_points or no_new_privileges(hc):
+            if (opts.ip or opts.network_aliases) and c.network_settings.networks:
+                ep = c.network_settings.networks[hc.network_mode]  # IPAMConfig, Aliases: what start asks for
+                ep.ipam_config = {"IPv4Address": opts.ip} if opts.ip else None
+                ep.aliases = list(opts.network_aliases) or None
+                self.containers.save(c)
+            if mount_points or no_new_privileges(hc) or seccomp_profile(hc):
                 c.mount_points = mount_points
                 c.no_new_privileges = no_new_privileges(hc)  # parseSecurityOpt records it
+                c.seccomp_profile = seccomp_profile(hc)  # and the profile ("unconfined", JSON)
                 self.containers.save(c)
             self.stores.layers.create_rw_layer(c.id, self.stores.top_layer(image_id))
         except BaseException:
@@ -299,6 +355,7 @@ class Runtime:
         Errors (command not found: 127, cannot execute: 126, ours: 125) are raised here after
         everything the attempt set up is undone; the state keeps Docker's ``Error``/``ExitCode``.
         """
+        from minidocker.cgroups.warm import warm_attach_until_readable
         from minidocker.container import monitor
 
         c = self.reconcile(c)
@@ -316,6 +373,9 @@ class Runtime:
         chunks: builtins.list[bytes] = []
         master = None
         with ours:
+            # idle until the monitor reports: spend it on the kernel's cgroup-attach grace period,
+            # so the container's first cgroup.procs write does not wait for one (cgroups.warm)
+            warm_attach_until_readable(ours.fileno())
             while True:
                 data, fds, _, _ = socket.recv_fds(ours, 4096, 1)
                 if fds:

@@ -5,6 +5,7 @@ Like containerd-shim it outlives the command that started it and owns the contai
     CLI ──fork──▶ monitor: setsid; flock monitor.lock; mount overlay; cgroup; etc files
                      │     namespaces.start(spec, on_created=cgroup.add) ──▶ container (PID 1)
        ◀── "ok <pid>" on the report pipe (or "err <code> <message>", everything undone)
+                     │  detached: execve a lean interpreter (container.pump: same pid, lock, pipes)
                      │  copy stdout/stderr (or the pty) into <id>-json.log (+ to the CLI when
                      │  foreground); waitpid; OOM?; record ExitCode/FinishedAt
                      └─ teardown: cgroup, overlay, exec dir; --rm removes the container;
@@ -18,19 +19,16 @@ container is stopped with ``stop``/``kill`` (which signal the container itself),
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
-import select
 import signal
 import socket
 import struct
 import termios
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from minidocker import trace
 from minidocker.container.state import Container, now_rfc3339
@@ -156,7 +154,7 @@ def _launch(rt: Runtime, cid: str, io: _Stdio) -> _Launched:
     from minidocker import cgroups
     from minidocker.cgroups.resources import Resources
     from minidocker.container import etcfiles
-    from minidocker.container.create import no_new_privileges
+    from minidocker.container.create import no_new_privileges, seccomp_profile
     from minidocker.namespaces import Bind, ProcessSpec, default_namespaces, start
 
     c = rt.containers.load(cid)
@@ -175,6 +173,14 @@ def _launch(rt: Runtime, cid: str, io: _Stdio) -> _Launched:
             raise MinidockerError(f"cannot join network of a non running container: {other.id}", subject=cid)
         namespaces.discard("net")
         netns_path = f"/proc/{other.state.pid}/ns/net"
+    endpoint = None
+    if netns_path is None and mode != "host" and mode != "none":
+        from minidocker import network  # chapter 6: an address now, the veth once the process exists
+
+        endpoint = network.allocate(
+            rt.stores, cid, mode, requested_ip=_requested_ip(c), name=c.name, aliases=_aliases(c, mode)
+        )
+    published = _bind_ports(c) if endpoint is not None else []  # chapter 7: a taken port fails here
     if netns_path is not None:
         # --network container:<x> shares x's etc files as well as its network (initializeNetworking)
         c = rt.update(cid, lambda x: _share_etc_files(x, other))
@@ -184,6 +190,7 @@ def _launch(rt: Runtime, cid: str, io: _Stdio) -> _Launched:
             hostname=c.config.get("Hostname") or "",
             domainname=c.config.get("Domainname") or "",
             extra_hosts=hc.extra_hosts,
+            ips=[endpoint.ip] if endpoint else (),
         )
         resolv = etcfiles.container_resolv_conf(
             mode, dns=hc.dns, dns_search=hc.dns_search, dns_options=hc.dns_options
@@ -209,6 +216,9 @@ def _launch(rt: Runtime, cid: str, io: _Stdio) -> _Launched:
         # cp and inspect read them from there
         x.mount_points = c.mount_points
         x.hostname_path, x.hosts_path, x.resolv_conf_path = c.hostname_path, c.hosts_path, c.resolv_conf_path
+        if endpoint is not None:
+            _record_endpoint(x, endpoint)
+            x.network_settings.ports = _port_settings(c, published)
 
     rt.update(cid, record)
 
@@ -230,6 +240,7 @@ def _launch(rt: Runtime, cid: str, io: _Stdio) -> _Launched:
         cap_add=list(hc.cap_add or []),
         cap_drop=list(hc.cap_drop or []),
         no_new_privileges=no_new_privileges(hc),
+        seccomp=seccomp_profile(hc) or None,
         namespaces=namespaces,
         netns_path=netns_path,
         stdio=io.container,
@@ -241,67 +252,77 @@ def _launch(rt: Runtime, cid: str, io: _Stdio) -> _Launched:
     )
     if mode == "host":
         spec.hostname = ""
-    started = start(spec, on_created=cg.add)
+
+    def on_created(pid: int) -> None:
+        cg.add(pid)
+        if endpoint is not None:
+            from minidocker import network
+
+            network.attach(rt.stores, endpoint, pid, sandbox_key=endpoint.sandbox_key)
+            if published:
+                from minidocker import portmap
+
+                state = os.path.join(rt.exec_dir(cid), portmap.STATE_FILE)
+                portmap.publish(published, endpoint.ip, endpoint.bridge, state)
+
+    try:
+        started = start(spec, on_created=on_created)
+    finally:
+        if published:
+            from minidocker import portmap
+
+            portmap.close(published)  # the proxies hold their own copies of the sockets
     return _Launched(started.pid, cg, io)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except InterruptedError:
-            continue
-        view = view[n:]
+def _requested_ip(c: Container) -> str:
+    """``--ip``: NetworkSettings.Networks[<net>].IPAMConfig.IPv4Address, recorded at create."""
+    for ep in (c.network_settings.networks or {}).values():
+        if ep.ipam_config and ep.ipam_config.get("IPv4Address"):
+            return str(ep.ipam_config["IPv4Address"])
+    return ""
 
 
-def _pump(io: _Stdio, log: object, passthrough: bool) -> None:
-    """Copy the container's output into the log (and our stdout/stderr) until every writer is gone."""
-    from minidocker.container.jsonlog import JsonLogWriter
+def _bind_ports(c: Container) -> list[Any]:
+    """-p/-P: the host ports taken now (sockets held), before anything else is wired."""
+    hc = c.host_config
+    if not hc.port_bindings and not hc.publish_all_ports:
+        return []
+    from minidocker import portmap
 
-    assert isinstance(log, JsonLogWriter)
-    poller = select.poll()
-    outputs = dict(io.outputs)
-    for fd in outputs:
-        poller.register(fd, select.POLLIN)
-    stdin_src = io.stdin_src
-    if stdin_src is not None:
-        poller.register(stdin_src, select.POLLIN)
-    targets = {"stdout": 1, "stderr": 2}
-    while outputs:
-        try:
-            events = poller.poll()
-        except InterruptedError:
-            continue
-        for fd, _ in events:
-            try:
-                data = os.read(fd, 65536)
-            except InterruptedError:
-                continue
-            except OSError as e:
-                if e.errno != errno.EIO:  # EIO: every slave of the pty is closed = EOF
-                    raise
-                data = b""
-            if fd == stdin_src:
-                if not data:
-                    poller.unregister(fd)
-                    stdin_src = None
-                    continue
-                with contextlib.suppress(OSError):
-                    _write_all(io.stdin_dst or -1, data)
-                continue
-            if not data:
-                poller.unregister(fd)
-                del outputs[fd]
-                log.flush_stream(io.outputs[fd])
-                continue
-            stream = outputs[fd]
-            log.write(stream, data)
-            if passthrough:
-                try:
-                    _write_all(targets[stream], data)
-                except OSError:
-                    passthrough = False  # the caller went away: keep logging
+    bindings = {k: [(b.host_ip, b.host_port) for b in v or []] for k, v in (hc.port_bindings or {}).items()}
+    return portmap.bind(portmap.requested(c.config.get("ExposedPorts"), bindings, hc.publish_all_ports))
+
+
+def _port_settings(c: Container, published: list[Any]) -> Any:
+    """NetworkSettings.Ports: exposed ports with their host bindings (null: exposed only)."""
+    if not published and not c.config.get("ExposedPorts"):
+        return None
+    from minidocker import portmap
+    from minidocker.container.hostconfig import PortBinding
+
+    return {
+        k: None if v is None else [PortBinding(host_ip=ip, host_port=hp) for ip, hp in v]
+        for k, v in portmap.port_settings(c.config.get("ExposedPorts"), published).items()
+    }
+
+
+def _aliases(c: Container, mode: str) -> list[str]:
+    """``--network-alias``: NetworkSettings.Networks[<net>].Aliases, recorded at create."""
+    ep = (c.network_settings.networks or {}).get(mode)
+    return [a for a in (ep.aliases or []) if a != c.id[:12]] if ep else []
+
+
+def _record_endpoint(x: Container, endpoint: Any) -> None:
+    """The sandbox and the endpoint's addresses in config.v2.json (cleared again by teardown)."""
+    from minidocker.fsutil import random_id
+    from minidocker.network.netlink import NETNS_DIR
+
+    sandbox = random_id()
+    endpoint.sandbox_key = f"{NETNS_DIR}/{sandbox[:12]}"
+    x.network_settings.sandbox_id = sandbox
+    x.network_settings.sandbox_key = endpoint.sandbox_key
+    x.network_settings.networks = {endpoint.network_name: endpoint.settings()}
 
 
 def _wait(pid: int) -> int:
@@ -339,6 +360,8 @@ def run(rt: Runtime, cid: str, report: socket.socket, *, foreground: bool, stdin
     except BaseException:  # noqa: BLE001 (never return into the CLI)
         with contextlib.suppress(Exception):
             if os.environ.get("MINIDOCKER_DEBUG"):
+                import traceback  # not at import: ~1.5 ms of every start for a debug aid
+
                 traceback.print_exc()
     finally:
         os._exit(code)
@@ -415,8 +438,6 @@ def _detach_stdio() -> None:
 
 
 def _monitor(rt: Runtime, cid: str, report_sock: socket.socket, *, foreground: bool, stdin: bool) -> int:
-    from minidocker.container.jsonlog import JsonLogWriter
-
     os.setsid()  # our own session: the caller's terminal and its hangup are not ours
     for sig in _IGNORED:
         signal.signal(sig, signal.SIG_IGN)
@@ -427,9 +448,23 @@ def _monitor(rt: Runtime, cid: str, report_sock: socket.socket, *, foreground: b
     except BlockingIOError:
         _report(report_sock, "err 125 container is already running (its monitor holds the lock)")
         return 125
-    report: socket.socket | None = report_sock
-    first = True
-    code = 0
+    return _supervise(rt, cid, report_sock, lock_fd, foreground=foreground, stdin=stdin, first=True)
+
+
+def _supervise(
+    rt: Runtime,
+    cid: str,
+    report: socket.socket | None,
+    lock_fd: int,
+    *,
+    foreground: bool,
+    stdin: bool,
+    first: bool,
+) -> int:
+    """Start the container, watch it, and start it again while its restart policy says so."""
+    from minidocker.container.jsonlog import JsonLogWriter
+    from minidocker.container.pump import pump
+
     while True:
         attached = first and foreground
         io = _stdio(rt.containers.load(cid), foreground=attached, stdin=attached and stdin)
@@ -454,37 +489,105 @@ def _monitor(rt: Runtime, cid: str, report_sock: socket.socket, *, foreground: b
         report = None
         if first and not foreground:
             _detach_stdio()
+        if not attached:  # nobody to copy to: the rest runs in a lean interpreter (container.pump)
+            log.close()
+            _exec_lean(rt, cid, launched.pid, io, lock_fd, log_path, first=first, foreground=foreground)
+            log = JsonLogWriter(log_path)  # the exec failed: go on here
         try:
-            _pump(io, log, passthrough=attached)
+            pump(io.outputs, log, passthrough=attached, stdin_src=io.stdin_src, stdin_dst=io.stdin_dst)
         finally:
             log.close()
-        code = _wait(launched.pid)
-        oom = False
-        with contextlib.suppress(Exception):
-            oom = launched.cgroup.oom_killed()
-        for fd in [*io.outputs, *io.keep]:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        c = rt.update(cid, _exited(code, oom))
-        trace.emit(f"container {cid[:12]} exited with {code}{' (OOM killed)' if oom else ''}")
-        if not _should_restart(c, code):
-            break
+        again, code = _after_exit(
+            rt, cid, launched.pid, [*io.outputs, *io.keep], first=first, foreground=foreground
+        )
+        if not again:
+            return code
+        first = False
+
+
+def resume(
+    rt: Runtime, cid: str, pid: int, fds: list[int], lock_fd: int, *, first: bool, foreground: bool
+) -> int:
+    """The monitor after :func:`minidocker.container.pump.main` saw the container's output close:
+    its exit, then a restart (the usual loop) or the teardown. Returns the monitor's exit code."""
+    again, code = _after_exit(rt, cid, pid, fds, first=first, foreground=foreground)
+    if not again:
+        return code
+    return _supervise(rt, cid, None, lock_fd, foreground=foreground, stdin=False, first=False)
+
+
+def _exec_lean(
+    rt: Runtime, cid: str, pid: int, io: _Stdio, lock_fd: int, log_path: str, *, first: bool, foreground: bool
+) -> None:
+    """Replace this process (forked from the CLI, with all its modules) by a fresh interpreter that
+    only pumps (container.pump): the same pid, children, flock and pipes. Returns only on failure."""
+    import json
+    import sys
+
+    import minidocker
+
+    fds = [*io.outputs, *io.keep, lock_fd]
+    for fd in fds:
+        os.set_inheritable(fd, True)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(minidocker.__file__)))
+    state = {
+        "data_root": rt.stores.root,
+        "exec_root": rt.exec_root,
+        "cid": cid,
+        "pid": pid,
+        "outputs": {str(fd): stream for fd, stream in io.outputs.items()},
+        "keep": io.keep,
+        "lock_fd": lock_fd,
+        "log_path": log_path,
+        "first": first,
+        "foreground": foreground,
+    }
+    code = f"import sys; sys.path[:0] = [{root!r}]; from minidocker.container.pump import main; main()"
+    argv = [sys.executable, "-s", "-S", "-c", code, json.dumps(state)]
+    trace.emit(lambda: f"execve({sys.executable!r}, {argv[1:5]!r}, ...)")
+    with contextlib.suppress(OSError):
+        os.execv(sys.executable, argv)
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.set_inheritable(fd, False)
+
+
+def _after_exit(
+    rt: Runtime, cid: str, pid: int, fds: list[int], *, first: bool, foreground: bool
+) -> tuple[bool, int]:
+    """Reap the container, record its exit; then (True, code) when the restart policy starts it
+    again (after the back-off), or (False, code) once it is torn down (or removed: ``--rm``)."""
+    from minidocker import cgroups
+
+    code = _wait(pid)
+    oom = False
+    with contextlib.suppress(Exception):
+        oom = cgroups.open_cgroup(cid).oom_killed()
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    c = rt.update(cid, _exited(code, oom))
+    trace.emit(f"container {cid[:12]} exited with {code}{' (OOM killed)' if oom else ''}")
+    again = _should_restart(c, code)
+    if again:
         rt.teardown(c, keep_exec_dir=True)  # our lock stays where waiters find it
         if first and foreground:
             _detach_stdio()  # the caller got its exit code; restarts run detached
-        first = False
         rt.update(cid, _restarting)
         time.sleep(min(0.1 * 2 ** min(c.restart_count, 10), 10.0))
         try:
             c = rt.containers.load(cid)
         except MinidockerError:
-            break
-        if c.has_been_manually_stopped:  # a stop meanwhile wins over the policy
-            c = rt.update(cid, _not_restarting)
-            break
+            again = False
+        else:
+            if c.has_been_manually_stopped:  # a stop meanwhile wins over the policy
+                c = rt.update(cid, _not_restarting)
+                again = False
+    if again:
+        return True, code
     if c.host_config.auto_remove:
         with contextlib.suppress(MinidockerError):
             rt.remove(cid, force=True)  # tears down too
     else:
         rt.teardown(c)
-    return code
+    return False, code

@@ -26,7 +26,7 @@ from typing import NoReturn, Protocol
 
 from minidocker import trace
 from minidocker.errors import CannotExecute, CommandNotFound, MinidockerError
-from minidocker.kernel import ns
+from minidocker.kernel import ns, seccomp
 from minidocker.namespaces import caps, users
 from minidocker.namespaces.spec import exit_code_for_exec_error
 
@@ -82,6 +82,7 @@ class ChildContext(Protocol):
     chan: int  # write end of the report pipe
     sync: int  # read end of the sync pipe
     stdio: list[int]  # the stdio fds, moved to >= HIGH_FD
+    seccomp: bytes | None  # the filter still to load (None: none, or loaded already)
 
 
 def capability_mask(cap_add: list[str], cap_drop: list[str], privileged: bool, last_cap: int) -> int:
@@ -268,6 +269,19 @@ def drop_privileges(ctx: ChildContext, user: users.ExecUser) -> None:
         ns.set_no_new_privs()
 
 
+def load_seccomp(ctx: ChildContext) -> None:
+    """Install the container's seccomp filter, once (it is inherited by every child and across
+    execve). runc's places: right before ``drop_privileges`` without no_new_privs, since loading
+    then needs CAP_SYS_ADMIN; with no_new_privs, as late as possible (``exec_command``), so that
+    as little of our own setup as possible runs under the container's filter."""
+    program, ctx.seccomp = ctx.seccomp, None
+    if program is not None:
+        try:
+            seccomp.set_mode_filter(program)
+        except OSError as e:
+            raise SetupFailed(125, f"error loading seccomp filter into kernel: {e}") from None
+
+
 def default_signals() -> None:
     """Python ignores SIGPIPE and SIGXFSZ, and ignored signals stay ignored across execve: give the
     command the dispositions and the empty mask any process expects."""
@@ -300,6 +314,10 @@ def exec_command(ctx: ChildContext, path: str, env: list[str]) -> None:
         os.dup2(ctx.chan, 3, inheritable=False)
         ctx.chan = 3
     ns.close_range(4)
+    try:
+        load_seccomp(ctx)  # with no_new_privs: nothing of ours runs under the filter but execve
+    except SetupFailed as e:
+        fail(ctx, e.code, str(e))
     try:
         ns.execve(path, ctx.spec.args, env)
     except OSError as e:

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from minidocker import trace
 from minidocker.errors import CannotExecute, InvalidInput, MinidockerError, NotFound
 from minidocker.kernel import ns
-from minidocker.namespaces import child, users
+from minidocker.namespaces import child, seccomp, users
 from minidocker.namespaces.child import SetupFailed, Started
 from minidocker.namespaces.spec import NAMESPACE_FLAGS, lookpath
 
@@ -84,6 +84,10 @@ class ExecSpec:
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)
     no_new_privileges: bool = False
+    # the container's seccomp profile (``ProcessSpec.seccomp``; "unconfined" for a privileged
+    # container): runc's exec loads the container's filter, built for the container's capabilities,
+    # so ``exec --privileged`` does not lift it
+    seccomp: str | None = None
     stdio: tuple[int, int, int] = (0, 1, 2)
     tty: bool = False  # stdio are a pty slave: it becomes the controlling terminal
     namespaces: set[str] | None = None
@@ -173,6 +177,7 @@ class _Child:
     chan: int  # write end of the report pipe
     sync: int  # read end of the sync pipe
     stdio: list[int] = field(default_factory=list)  # the stdio fds, moved to >= child.HIGH_FD
+    seccomp: bytes | None = None  # the compiled filter, loaded before execve
 
 
 def enter(target_pid: int, spec: ExecSpec, *, on_created: Callable[[int], None] | None = None) -> Started:
@@ -193,6 +198,9 @@ def enter(target_pid: int, spec: ExecSpec, *, on_created: Callable[[int], None] 
     chan_r, chan_w = os.pipe2(os.O_CLOEXEC)
     sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
     ctx = _Child(spec, joins, mask, last_cap, chan_w, sync_r)
+    # the container's capabilities without exec's --privileged (the filter is the container's)
+    filter_caps = child.capability_mask(spec.cap_add, spec.cap_drop, False, last_cap)
+    ctx.seccomp = seccomp.program(spec.seccomp, privileged=False, cap_mask=filter_caps)
     middle = os.fork()
     if middle == 0:
         _middle(ctx)  # never returns
@@ -283,6 +291,8 @@ def _command(ctx: _Child) -> None:
         env = list(spec.env)
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={user.home}")
+        if not spec.no_new_privileges:
+            child.load_seccomp(ctx)  # while we still hold CAP_SYS_ADMIN (runc's order)
         _chdir(spec.cwd)  # as root, like runc's first attempt (a 0700 directory of the user works too)
         child.drop_privileges(ctx, user)
         # as the container's user: a file it may not execute is "permission denied", like Docker

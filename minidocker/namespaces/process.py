@@ -15,7 +15,8 @@ Process tree and what each one does (design.md §2)::
        │             containerd-shim) becomes the container's parent and can wait() for it
        │  on_created(pid): cgroup, network ── then one byte on the sync pipe ──▶
        │                                     unshare(cgroup), sethostname, mounts, pivot_root, masks,
-       │                                     user, capabilities, no_new_privs, close fds, execve
+       │                                     user, [seccomp], capabilities, no_new_privs, close fds,
+       │                                     [seccomp if no_new_privs], execve
        └── "E <code> <message>" on the error pipe if anything fails; EOF (the pipe is O_CLOEXEC) = exec'd
 
 ``--init``: Docker bind-mounts tini as PID 1. We need no binary for that: PID 1 is already our own
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from minidocker import kernel, trace
 from minidocker.errors import MinidockerError
 from minidocker.kernel import MS_PRIVATE, MS_REC, net, ns
-from minidocker.namespaces import child, rootfs, users
+from minidocker.namespaces import child, rootfs, seccomp, users
 from minidocker.namespaces.child import SetupFailed, Started, exit_code
 from minidocker.namespaces.spec import (
     Hierarchy,
@@ -64,6 +65,7 @@ class _Child:
     sync: int  # read end of the sync pipe
     stdio: list[int] = field(default_factory=list)  # the stdio fds, moved to >= child.HIGH_FD
     console: int = -1  # spec.console_socket, moved to >= child.HIGH_FD
+    seccomp: bytes | None = None  # the compiled filter (built here: no file is read after the fork)
 
 
 # -- the monitor's side ---------------------------------------------------------------------------
@@ -90,6 +92,7 @@ def start(spec: ProcessSpec, *, on_created: Callable[[int], None] | None = None)
     chan_r, chan_w = os.pipe2(os.O_CLOEXEC)
     sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
     ctx = _Child(spec, plan, mask, last_cap, tty_path, os.getpid(), chan_w, sync_r)
+    ctx.seccomp = seccomp.program(spec.seccomp, privileged=spec.privileged, cap_mask=mask)
     middle = os.fork()
     if middle == 0:
         _middle(ctx)  # never returns
@@ -200,6 +203,7 @@ def _chdir(cwd: str) -> None:
 
 def _init_loop(ctx: _Child, path: str, env: list[str]) -> None:
     """PID 1 for ``--init``: fork the command, forward signals to it, reap everyone."""
+    child.load_seccomp(ctx)  # before the fork, as tini runs under Docker's filter
     everything = signal.valid_signals()
     # blocked before the fork, so no signal sent meanwhile is lost: it waits for sigwaitinfo
     signal.pthread_sigmask(signal.SIG_BLOCK, everything)
@@ -271,6 +275,8 @@ def _container(ctx: _Child) -> None:
         env = list(spec.env)
         if not any(e.startswith("HOME=") for e in env):
             env.append(f"HOME={user.home}")
+        if not spec.no_new_privileges:
+            child.load_seccomp(ctx)  # while we still hold CAP_SYS_ADMIN (runc's order)
         _chdir(spec.cwd)
         child.drop_privileges(ctx, user)
         # as the container's user: a file it may not execute is "permission denied", like Docker

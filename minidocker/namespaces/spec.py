@@ -106,6 +106,9 @@ class ProcessSpec:
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)
     no_new_privileges: bool = False
+    # the seccomp profile: None = Docker's default, "unconfined" = no filter, else Docker-format JSON
+    # text or a path to it (``namespaces.seccomp.program``; ``privileged`` means unconfined)
+    seccomp: str | None = None
     namespaces: set[str] = field(default_factory=default_namespaces)
     netns_path: str | None = None  # join this netns (--network container:x) instead of a new one
     stdio: tuple[int, int, int] = (0, 1, 2)

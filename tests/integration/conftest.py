@@ -30,6 +30,9 @@ Fixtures:
     ``dockerd.stop()`` (keeps the data root for byte comparison), ``dockerd.start()`` again.
     Start-up is ~1 s and stop ~1 s, so per-test daemons are affordable; use the module one for
     read-only checks.
+``registry`` (function)
+    A real ``docker-registry`` on a free 127.0.0.1 port with its own storage (``registry.address``);
+    ``registry_auth`` is the same with htpasswd Basic auth for user ``mdtest``/``s3cret``.
 ``busybox_rootfs_tar`` (session)
     Path (on the host) of a deterministic busybox rootfs tar: ``dockerd.ok("import", "-c",
     'CMD ["sh"]', tar, "busybox:latest")`` or ``dockerd.ok("import", "-", "x", stdin=tar)``.
@@ -45,7 +48,7 @@ import pytest
 import testinfra
 
 from tests.integration import helpers
-from tests.integration.helpers import DockerDaemon, Minidocker
+from tests.integration.helpers import DockerDaemon, Minidocker, RegistryServer
 
 INTEGRATION_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -58,6 +61,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         names = getattr(item, "fixturenames", ())
         if "dockerd" in names or "dockerd_module" in names:
             item.add_marker(pytest.mark.docker)
+        if "registry" in names or "registry_auth" in names:
+            item.add_marker(pytest.mark.registry)
 
 
 @pytest.fixture(scope="session")
@@ -172,3 +177,24 @@ def busybox_rootfs_tar(host: Any) -> Iterator[str]:
         yield helpers.build_busybox_rootfs_tar(host, f"{root}/busybox-rootfs.tar")
     finally:
         helpers.remove_tree(host, root)
+
+
+def _registry(host: Any, what: str, htpasswd: tuple[str, str] | None) -> Iterator[RegistryServer]:
+    if host.run("command -v docker-registry >/dev/null 2>&1").rc != 0:
+        pytest.skip("docker-registry is not installed on the target host (run scripts/provision.sh)")
+    server = RegistryServer(host, helpers.make_temp_dir(host, what), htpasswd)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        helpers.remove_tree(host, server.root)
+
+
+@pytest.fixture
+def registry(host: Any) -> Iterator[RegistryServer]:
+    yield from _registry(host, "registry", None)
+
+
+@pytest.fixture
+def registry_auth(host: Any) -> Iterator[RegistryServer]:
+    yield from _registry(host, "registry-auth", ("mdtest", "s3cret"))

@@ -548,3 +548,71 @@ def build_busybox_rootfs_tar(host: Any, out: str) -> str:
     script = _ROOTFS_SCRIPT.format(busybox=shlex.quote(bb), out=shlex.quote(out))
     check(host, script, timeout=120)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# a real registry (Debian's docker-registry, distribution 2.x) on 127.0.0.1
+
+
+_REGISTRY_CONFIG = """version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {root}/storage
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+{auth}"""
+
+
+class RegistryServer:
+    """``docker-registry serve`` on a free loopback port with its own storage under ``root``.
+
+    ``htpasswd=("user", "pass")`` turns on Basic auth. ``address`` is ``127.0.0.1:<port>``.
+    """
+
+    def __init__(self, host: Any, root: str, htpasswd: tuple[str, str] | None = None) -> None:
+        self.host = host
+        self.root = root
+        self.htpasswd = htpasswd
+        self.port = 0
+        self.pid: int | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> RegistryServer:
+        host = self.host
+        self.port = int(
+            check(host, "python3 -c 'import socket;s=socket.socket();s.bind((\"127.0.0.1\",0));"
+                        "print(s.getsockname()[1])'").strip()
+        )  # fmt: skip
+        auth = ""
+        if self.htpasswd:
+            user, password = self.htpasswd
+            check(host, f"htpasswd -Bbn {q(user, password)} > {shlex.quote(self.root)}/htpasswd")
+            auth = f"auth:\n  htpasswd:\n    realm: mdtest\n    path: {self.root}/htpasswd\n"
+        config = _REGISTRY_CONFIG.format(root=self.root, port=self.port, auth=auth)
+        check(host, f"printf %s {shlex.quote(config)} > {shlex.quote(self.root)}/config.yml")
+        launch = (
+            f"setsid nohup docker-registry serve {shlex.quote(self.root)}/config.yml "
+            f">>{shlex.quote(self.root)}/registry.log 2>&1 </dev/null & echo $!"
+        )
+        self.pid = int(check(host, launch).strip())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = host.run(f"curl -s -o /dev/null -w %{{http_code}} http://{self.address}/v2/")
+            if r.stdout.strip() in ("200", "401"):
+                return self
+            time.sleep(0.1)
+        raise CommandFailed(f"docker-registry did not answer on {self.address}")
+
+    def stop(self) -> None:
+        if self.pid is not None:
+            self.host.run(
+                f"kill {self.pid} 2>/dev/null; for i in $(seq 50); do kill -0 {self.pid} 2>/dev/null || break; sleep 0.1; done; kill -9 {self.pid} 2>/dev/null; true"
+            )
+            self.pid = None

@@ -124,7 +124,6 @@ def test_privileged_gets_every_capability(pair: Pair, host: Any) -> None:
     assert mine["CapEff"] == mine["CapBnd"] == mine["CapPrm"] == bounding
 
 
-@pytest.mark.xfail(strict=True, reason="no seccomp filter yet: Docker loads its default profile (Seccomp: 2)")
 def test_seccomp_default_profile(pair: Pair) -> None:
     pair.same("busybox", "grep", "^Seccomp", "/proc/self/status")
 

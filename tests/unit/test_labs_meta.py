@@ -54,7 +54,7 @@ def _ids(paths: list[Path]) -> list[str]:
 
 
 def test_there_are_labs_and_chapters() -> None:
-    done = {"01", "02", "03", "04", "09", "10"}
+    done = {"01", "02", "03", "04", "05", "06", "08", "09", "10"}
     assert {d.name[:2] for d in LAB_DIRS} >= done
     assert {p.name[:2] for p in CHAPTER_PAGES} >= done
 
@@ -210,9 +210,9 @@ def test_chapter_index_maps_every_chapter() -> None:
     text = (CHAPTERS / "README.md").read_text()
     rows = {int(m.group(1)): m.group(0) for m in re.finditer(r"^\| (\d+) \|.*$", text, re.M)}
     assert sorted(rows) == list(range(1, 11))
-    for n in (5, 6, 7, 8):
+    for n in (7,):
         assert rows[n].rstrip(" |").endswith("coming"), f"chapter {n} is marked coming"
-    for n in (1, 2, 3, 4, 9, 10):
+    for n in (1, 2, 3, 4, 5, 6, 8, 9, 10):
         assert rows[n].rstrip(" |").endswith("ready"), f"chapter {n} is marked ready"
     for page in CHAPTER_PAGES:
         n = int(page.name[:2])

@@ -1,0 +1,100 @@
+"""Keep ``cgroup.procs`` writes fast while a container is being started (issue 3, "Speed").
+
+Every write to any ``cgroup.procs`` takes the kernel's global ``cgroup_threadgroup_rwsem`` for
+writing. That percpu rwsem is idle almost always; its first writer must wait for an RCU grace
+period (``rcu_sync_enter``: 5-15 ms on this VM) before it may go on, and for about one more grace
+period after the last writer left it stays in the fast state (a second write then takes ~0.05 ms).
+The container's first ``cgroup.add`` therefore cost 5-15 ms of every ``run`` -- runc pays it too.
+
+The CLI has nothing to do while its monitor sets the container up, so it pays that wait instead,
+in parallel: it writes its own pid into the cgroup it is already in (a no-op move, which still
+takes the rwsem) every few milliseconds until the monitor reports, so the monitor's writes find
+the rwsem warm::
+
+    from minidocker.cgroups.warm import warm_attach_until_readable
+    warm_attach_until_readable(report_socket.fileno(), timeout=30.0)   # then read the report
+
+Nothing is moved anywhere (the pid goes where it is), and any error just stops the warming.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+
+from minidocker import trace
+
+DEFAULT_ROOT = "/sys/fs/cgroup"
+INTERVAL_S = 0.003  # well under one grace period (the warm state lasts ~1 GP after a write)
+
+
+def own_procs_file(root: str = DEFAULT_ROOT, *, proc_cgroup: str = "/proc/self/cgroup") -> str | None:
+    """The ``cgroup.procs`` of the cgroup this process is in, in one hierarchy (a v1 controller's
+    if there is one, else v2's); ``None`` when none can be found.
+
+    >>> own_procs_file("/nonexistent") is None
+    True
+    """
+    try:
+        with open(proc_cgroup, encoding="ascii") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    candidates = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers.startswith("name="):
+            continue
+        if controllers:  # v1: /sys/fs/cgroup/<controller>/<path>
+            candidates.append(os.path.join(root, controllers.split(",")[0], path.lstrip("/"), "cgroup.procs"))
+        else:  # v2: the unified tree (pure v2, or hybrid's "unified" mount)
+            candidates.append(os.path.join(root, path.lstrip("/"), "cgroup.procs"))
+            candidates.append(os.path.join(root, "unified", path.lstrip("/"), "cgroup.procs"))
+    for c in candidates:
+        if os.path.exists(c):
+            return c
+    return None
+
+
+def _poke(path: str, pid: bytes) -> bool:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        os.write(fd, pid)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def warm_attach_until_readable(fd: int, *, timeout: float | None = None, root: str = DEFAULT_ROOT) -> bool:
+    """Keep ``cgroup.procs`` writes warm until ``fd`` is readable (or ``timeout`` seconds passed).
+
+    Returns whether ``fd`` became readable. Without a usable ``cgroup.procs`` (not root, no cgroupfs,
+    a refused write) it just waits for ``fd``.
+    """
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    path = own_procs_file(root)
+    pid = str(os.getpid()).encode()
+    if path is not None:
+        trace.emit(lambda: f"keeping cgroup attach warm: write {path} = {pid.decode()} (no-op move)")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        if path is not None and not _poke(path, pid):
+            path = None  # not allowed here: plain waiting from now on
+        wait_ms = int(INTERVAL_S * 1000) if path is not None else -1
+        if deadline is not None:
+            left = max(0, int((deadline - time.monotonic()) * 1000))
+            wait_ms = left if wait_ms < 0 else min(wait_ms, left)
+        try:
+            if poller.poll(wait_ms):
+                return True
+        except InterruptedError:
+            continue
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
