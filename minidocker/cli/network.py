@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from minidocker.cli.context import Context
-from minidocker.cli.output import dump_json, print_formatted, render, table
+from minidocker.cli.output import dump_json, key_values, print_formatted, render, table
 
 if TYPE_CHECKING:
     from minidocker.network import NetworkStore
@@ -36,14 +36,6 @@ def _store(ctx: Context) -> NetworkStore:
     from minidocker.network import NetworkStore
 
     return NetworkStore(ctx.stores.root, ctx.stores.lock)
-
-
-def _kv(values: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for v in values:
-        key, _, value = v.partition("=")
-        out[key] = value
-    return out
 
 
 @click.group("network")
@@ -75,8 +67,8 @@ def create(ctx: Context, name: str, driver: str, subnet: str, gateway: str, ip_r
             gateway=gateway,
             ip_range=ip_range,
             internal=internal,
-            labels=_kv(labels),
-            options=_kv(opts),
+            labels=key_values(labels),
+            options=key_values(opts),
         )
     click.echo(doc["Id"])
 

@@ -10,6 +10,19 @@ from typing import Any
 import click
 
 
+def key_values(values: Sequence[str]) -> dict[str, str]:
+    """``-l k=v`` / ``-o k=v`` flags to a dict (``k`` alone: empty value), later ones winning.
+
+    >>> key_values(["a=1", "b", "a=2=x"])
+    {'a': '2=x', 'b': ''}
+    """
+    out: dict[str, str] = {}
+    for v in values:
+        key, _, value = v.partition("=")
+        out[key] = value
+    return out
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Docker's ``tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)``: cells padded by 3, at least 10 wide;
     the last column is not padded."""

@@ -93,6 +93,7 @@ def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def _options(image: str, command: tuple[str, ...], detach: bool, kw: dict[str, Any]) -> Any:
     from minidocker import cgroups
+    from minidocker.cli.output import key_values
     from minidocker.container.create import RunOptions, expand_env, read_env_file
 
     env: list[str] = []
@@ -104,10 +105,7 @@ def _options(image: str, command: tuple[str, ...], detach: bool, kw: dict[str, A
     for v in kw["volumes"]:
         # `-v /path` (one absolute path, no colon) is an anonymous volume: Config.Volumes
         (anonymous if v.startswith("/") and ":" not in v else binds).append(v)
-    labels = {}
-    for item in kw["label"]:
-        k, _, val = item.partition("=")
-        labels[k] = val
+    labels = key_values(kw["label"])
     entrypoint = None if kw["entrypoint"] is None else [kw["entrypoint"]]
     return RunOptions(
         image=image,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from minidocker.cli.context import Context
-from minidocker.cli.output import dump_json, print_formatted, render, table
+from minidocker.cli.output import dump_json, key_values, print_formatted, render, table
 
 if TYPE_CHECKING:
     from minidocker.container.volumes import Volume, VolumeStore
@@ -20,14 +20,6 @@ def _store(ctx: Context) -> VolumeStore:
     from minidocker.container.volumes import VolumeStore
 
     return VolumeStore(ctx.stores.root, ctx.stores.lock)
-
-
-def _kv(values: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for v in values:
-        key, _, value = v.partition("=")
-        out[key] = value
-    return out
 
 
 @click.group("volume")
@@ -49,7 +41,9 @@ def create(ctx: Context, name: str | None, driver: str, labels: tuple[str, ...],
 
     if name and name_opt and name != name_opt:
         raise InvalidInput("conflicting options: either specify --name or provide positional arg, not both")
-    v = _store(ctx).create(name or name_opt, labels=_kv(labels), driver_opts=_kv(opts), driver=driver)
+    v = _store(ctx).create(
+        name or name_opt, labels=key_values(labels), driver_opts=key_values(opts), driver=driver
+    )
     click.echo(v.name)
 
 
