@@ -53,8 +53,12 @@ def _ids(paths: list[Path]) -> list[str]:
     return [p.name for p in paths]
 
 
+#: Chapters announced in the index whose page and lab are not written yet (none since chapter 7 landed).
+COMING: frozenset[int] = frozenset()
+
+
 def test_there_are_labs_and_chapters() -> None:
-    done = {"01", "02", "03", "04", "05", "06", "08", "09", "10"}
+    done = {f"{n:02d}" for n in range(1, 11) if n not in COMING}
     assert {d.name[:2] for d in LAB_DIRS} >= done
     assert {p.name[:2] for p in CHAPTER_PAGES} >= done
 
@@ -210,10 +214,15 @@ def test_chapter_index_maps_every_chapter() -> None:
     text = (CHAPTERS / "README.md").read_text()
     rows = {int(m.group(1)): m.group(0) for m in re.finditer(r"^\| (\d+) \|.*$", text, re.M)}
     assert sorted(rows) == list(range(1, 11))
-    for n in (7,):
-        assert rows[n].rstrip(" |").endswith("coming"), f"chapter {n} is marked coming"
-    for n in (1, 2, 3, 4, 5, 6, 8, 9, 10):
-        assert rows[n].rstrip(" |").endswith("ready"), f"chapter {n} is marked ready"
+    pages = {int(p.name[:2]) for p in CHAPTER_PAGES}
+    for n, row in rows.items():
+        status = row.rstrip(" |").rsplit("|", 1)[-1].strip()
+        want = "coming" if n in COMING else "ready"
+        assert status == want, f"chapter {n} is marked {want}, found {status!r}"
+        # "ready" exactly when the page exists: a written chapter must not stay "coming"
+        assert (n in pages) == (status == "ready"), f"chapter {n} is {status} but its page " + (
+            "exists" if n in pages else "is missing"
+        )
     for page in CHAPTER_PAGES:
         n = int(page.name[:2])
         assert f"({page.name})" in rows[n], f"chapter {n} row links {page.name}"
