@@ -1,0 +1,49 @@
+"""Start-up stays lean: the heavy libraries load only in the verbs that need them (README, issue 3).
+
+Each check runs a fresh interpreter on the CLI's code path (no root, nothing executed against a
+data root) and looks at ``sys.modules`` afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("pyroute2", "requests", "rich", "asyncio")
+
+PROBE = """
+import json, sys
+sys.argv = ["minidocker", *json.loads(sys.argv[1])]
+from minidocker.cli import main
+try:
+    main.cli.main(args=sys.argv[1:], prog_name="minidocker", standalone_mode=False)
+except BaseException:
+    pass
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {heavy})))
+"""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["run", "--help"], ["ps", "--help"], ["images", "--help"], ["network", "--help"]],
+)
+def test_no_heavy_module_on_the_cli_path(argv: list[str]) -> None:
+    code = PROBE.replace("{heavy}", repr(set(HEAVY)))
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(argv)], capture_output=True, text=True, check=True
+    ).stdout
+    loaded = json.loads(out.strip().splitlines()[-1])
+    assert loaded == [], f"minidocker {' '.join(argv)} imported {loaded}"
+
+
+def test_the_container_path_does_not_import_networking_or_registry() -> None:
+    code = (
+        "import sys; import minidocker.container.lifecycle, minidocker.container.monitor, "
+        "minidocker.cli.run; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        f"{set(HEAVY)!r} or m.startswith(('minidocker.network', 'minidocker.registry'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
