@@ -16,59 +16,8 @@ NAMESPACES="lab06a lab06b"
 LINKS="veth06a veth06b lab06br"
 BRIDGE=lab06br
 
-link_exists() { ip link show dev "$1" >/dev/null 2>&1; }
-netns_exists() { [ -e "/run/netns/$1" ]; }
-
-# del_rules_naming WORD: delete every iptables rule (filter and nat) that mentions WORD as a word.
-del_rules_naming() {
-    local table rule
-    for table in filter nat; do
-        iptables -w -t "$table" -S 2>/dev/null | grep -E -- "^-A .*[ ]$1( |$)" | while IFS= read -r rule; do
-            # shellcheck disable=SC2086 # iptables -S prints a rule as words, ready to split
-            iptables -w -t "$table" -D ${rule#-A } 2>/dev/null || true
-        done
-    done
-}
-
-# bonus_leftovers: "link NAME" / "netns PATH" lines for what the lab data root's networks still hold.
-bonus_leftovers() {
-    [ -d "$LAB/root/network/minidocker" ] || return 0
-    "$PYTHON" - "$LAB/root/network/minidocker" <<'PY'
-import json, os, sys
-d = sys.argv[1]
-for name in sorted(os.listdir(d)):
-    if not name.endswith(".json"):
-        continue
-    with open(os.path.join(d, name)) as f:
-        net = json.load(f)
-    if net.get("Driver") != "bridge":
-        continue
-    print("link", (net.get("Options") or {}).get("com.docker.network.bridge.name") or "br-" + net["Id"][:12])
-    for ep in (net.get("Endpoints") or {}).values():
-        if ep.get("Veth"):
-            print("link", ep["Veth"])
-        if ep.get("SandboxKey"):
-            print("netns", ep["SandboxKey"])
-PY
-}
-
 # The bonus: containers, then user networks, of the lab's own data root.
-stop_containers "$LAB"
-if [ -d "$LAB/root" ]; then
-    MINIDOCKER_DATA_ROOT="$LAB/root" MINIDOCKER_EXEC_ROOT="$LAB/exec" md network prune -f >/dev/null 2>&1 || true
-fi
-while read -r kind what; do
-    case "$kind" in
-    link)
-        if link_exists "$what"; then
-            ip link del "$what" 2>/dev/null || true
-            del_rules_naming "$what"
-        fi
-        ;;
-    netns)
-        case "$what" in /run/netns/?*) umount -l "$what" 2>/dev/null || true; rm -f -- "$what" ;; esac ;;
-    esac
-done < <(bonus_leftovers)
+remove_lab_networks "$LAB"
 
 # The student's part.
 for ns in $NAMESPACES; do
@@ -87,7 +36,7 @@ for link in $LINKS; do link_exists "$link" && left="$left link:$link"; done
 while read -r kind what; do
     if [ "$kind" = link ] && link_exists "$what"; then left="$left link:$what"; fi
     if [ "$kind" = netns ] && [ -e "$what" ]; then left="$left netns:$what"; fi
-done < <(bonus_leftovers)
+done < <(network_leftovers "$LAB")
 if [ -n "$left" ]; then
     echo "cleanup: still on the host:$left" >&2
     exit 1

@@ -102,3 +102,64 @@ stop_containers() {
     done
     return 0
 }
+
+# -- network labs (06, 07) --------------------------------------------------------------------
+link_exists() { ip link show dev "$1" >/dev/null 2>&1; }
+netns_exists() { [ -e "/run/netns/$1" ]; }
+
+# del_rules_naming WORD: delete every iptables rule (filter and nat) that mentions WORD as a word.
+del_rules_naming() {
+    local table rule
+    for table in filter nat; do
+        iptables -w -t "$table" -S 2>/dev/null | grep -E -- "^-A .*[ ]$1( |$)" | while IFS= read -r rule; do
+            # shellcheck disable=SC2086 # iptables -S prints a rule as words, ready to split
+            iptables -w -t "$table" -D ${rule#-A } 2>/dev/null || true
+        done
+    done
+}
+
+# network_leftovers DIR: "link NAME" / "netns PATH" lines for what the networks of the data root
+# DIR/root still hold (bridges, veths, sandboxes).
+network_leftovers() {
+    [ -d "$1/root/network/minidocker" ] || return 0
+    "$PYTHON" - "$1/root/network/minidocker" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+for name in sorted(os.listdir(d)):
+    if not name.endswith(".json"):
+        continue
+    with open(os.path.join(d, name)) as f:
+        net = json.load(f)
+    if net.get("Driver") != "bridge":
+        continue
+    print("link", (net.get("Options") or {}).get("com.docker.network.bridge.name") or "br-" + net["Id"][:12])
+    for ep in (net.get("Endpoints") or {}).values():
+        if ep.get("Veth"):
+            print("link", ep["Veth"])
+        if ep.get("SandboxKey"):
+            print("netns", ep["SandboxKey"])
+PY
+}
+
+# remove_lab_networks DIR: the bonus part of a network lab. Containers of DIR/root first (their
+# veths, /run/netns entries, proxies and rules go with them), then its user networks; whatever
+# minidocker could not remove is removed by hand from the network records.
+remove_lab_networks() {
+    local dir="$1" kind what
+    stop_containers "$dir"
+    if [ -d "$dir/root" ]; then
+        MINIDOCKER_DATA_ROOT="$dir/root" MINIDOCKER_EXEC_ROOT="$dir/exec" md network prune -f >/dev/null 2>&1 || true
+    fi
+    while read -r kind what; do
+        case "$kind" in
+        link)
+            if link_exists "$what"; then
+                ip link del "$what" 2>/dev/null || true
+                del_rules_naming "$what"
+            fi
+            ;;
+        netns)
+            case "$what" in /run/netns/?*) umount -l "$what" 2>/dev/null || true; rm -f -- "$what" ;; esac ;;
+        esac
+    done < <(network_leftovers "$dir")
+}
