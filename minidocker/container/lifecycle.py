@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import errno
 import fcntl
 import os
 import signal
@@ -498,7 +497,3 @@ def start_error_state(c: Container, code: int, message: str) -> None:
     c.state.exit_code = code
     if c.state.started_at != ZERO_TIME:
         c.state.finished_at = now_rfc3339()
-
-
-def is_transient(err: OSError) -> bool:
-    return err.errno in (errno.EINTR, errno.EAGAIN)
