@@ -298,8 +298,9 @@ def test_create_then_start_and_restart(bb: Any, host: Any, data_root: str) -> No
     bb.ok("restart", "-t", "0", "c1")
     cfg = _config(host, data_root, cid)
     assert cfg["State"]["Running"] is True and cfg["State"]["Pid"] not in (0, pid1)
-    log = host.file(f"{data_root}/containers/{cid}/{cid}-json.log").content_string
-    assert log.count('"log":"run\\n"') == 2
+    log_path = f"{data_root}/containers/{cid}/{cid}-json.log"
+    # `restart` returns once the command runs; its first line reaches the log a moment later
+    _wait_for(lambda: host.file(log_path).content_string.count('"log":"run\\n"') == 2)
     bb.ok("rm", "-f", "c1")
 
 
