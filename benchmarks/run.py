@@ -6,6 +6,9 @@ Usage (root; ``tox -e bench`` runs the default)::
     python benchmarks/run.py --quick             # ~100 MB image, for smoke runs (< 1 min)
     python benchmarks/run.py --only load --iterations 5 --verify
     python benchmarks/run.py --only run          # container start-up vs docker run and runc run
+    python benchmarks/run.py --only network      # what the default bridge adds to run, beside docker
+    python benchmarks/run.py --only build        # build (uncached, cached) vs docker's classic builder
+    python benchmarks/run.py --only pull         # pull from a loopback registry vs docker pull
 
 Exits 0 whether or not the goals are met (missed goals print ``GOAL MISSED`` lines); exits 1 when
 a contender fails, 2 on bad usage. See benchmarks/README.md.
@@ -20,10 +23,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _common  # noqa: E402
+import build  # noqa: E402
 import load  # noqa: E402
+import network  # noqa: E402
+import pull  # noqa: E402
 import run_start  # noqa: E402
 
-BENCHMARKS = ("load", "run")
+BENCHMARKS = ("load", "pull", "run", "build", "network")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="small (~100 MB) image: a smoke run")
     p.add_argument("--only", choices=BENCHMARKS, action="append", help="run only this benchmark")
     p.add_argument(
-        "--iterations", type=int, help="timed runs per contender (default: load 3, run 15, --quick run 5)"
+        "--iterations",
+        type=int,
+        help="timed runs per contender (default: load/pull 3, run 15, --quick run 5)",
     )
     p.add_argument(
         "--warmup", type=int, help="untimed runs per contender first (default: load 1, run 2, --quick run 1)"
@@ -70,8 +78,19 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if name == "load":
                 load.run(args.quick, opts, log=lambda s: print(s, flush=True))
+            elif name == "pull":
+                pull.run(args.quick, opts, log=lambda s: print(s, flush=True))
             elif name == "run":
                 run_start.run(run_iterations, run_warmup, log=lambda s: print(s, flush=True))
+            elif name == "network":  # the default bridge's cost in run, beside docker's (issue 5)
+                network.run(run_iterations, run_warmup, log=lambda s: print(s, flush=True))
+            elif name == "build":
+                b_iterations, b_warmup = build.defaults(args.quick)
+                build.run(
+                    b_iterations if args.iterations is None else args.iterations,
+                    b_warmup if args.warmup is None else args.warmup,
+                    log=lambda s: print(s, flush=True),
+                )
         except load.BenchError as e:
             print(f"ERROR: {e}", flush=True)
             failed = True

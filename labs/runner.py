@@ -12,8 +12,10 @@
     python labs/runner.py --all                # prove every lab (what `tox -e labs` runs)
 
 ``prove`` runs, twice in a row: cleanup -> setup -> check must FAIL -> solution -> check must PASS ->
-cleanup, then asserts the host is clean (no mounts under the lab dir, the lab dir gone). It exits
-non-zero naming the lab, the cycle, the step and the expectation that went wrong.
+cleanup, then asserts the host is clean: no mounts under the lab dir, the lab dir gone, and nothing
+new since the cycle's first cleanup in the mount table, ``ip link``, ``ip netns``, the cgroup trees or the
+rules and chains of ``iptables-save``. It exits non-zero naming the lab, the cycle, the step and the
+expectation (or the leftover) that went wrong.
 
 Everything a lab creates lives under ``$MINIDOCKER_LABS_DIR/NN`` (default
 ``/var/lib/minidocker-labs/NN``), including its own minidocker data root ``NN/root``. Root only.
@@ -27,16 +29,23 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 LABS = Path(__file__).resolve().parent
 sys.path.insert(0, str(LABS))
 
-from _lib.checks import EXIT_FAIL, EXIT_PASS, LABS_DIR, lab_dir, mounts_under  # noqa: E402
+from _lib.checks import EXIT_FAIL, EXIT_PASS, LABS_DIR, lab_dir, mounts, mounts_under  # noqa: E402
 
 SCRIPT_TIMEOUT = 600  # seconds; a hung mount or a runaway script must not hang CI forever
 PROVE_CYCLES = 2
+# Some teardown finishes after its command returns (a deleted netns takes its veths with it a moment
+# later): leftovers must survive this long to count.
+SETTLE_SECONDS = 10.0
+# iproute2 makes /run/netns a shared bind mount of itself the first time `ip netns add` runs, once
+# per boot, and everyone's named namespaces live below it: host plumbing, not a lab's leftover.
+HOST_PLUMBING_MOUNTS = frozenset({"/run/netns"})
 
 
 @dataclass(frozen=True)
@@ -129,10 +138,12 @@ def cmd_start(lab: Lab) -> int:
         print(f"setup of lab {lab.number} failed (exit {res.returncode})", file=sys.stderr)
         return res.returncode
     print()
-    print(f"Lab {lab.number} is ready. Read {lab.path.relative_to(LABS.parent)}/README.md")
+    print(f"Lab {lab.number} is ready. Read {lab.path}/README.md")
     print(f"  work dir : {lab.work_dir}")
-    print(f"  data root: export MINIDOCKER_DATA_ROOT={lab.work_dir}/root")
-    print(f"  check    : python labs/runner.py check {lab.number}")
+    print(
+        f"  env      : export MINIDOCKER_DATA_ROOT={lab.work_dir}/root MINIDOCKER_EXEC_ROOT={lab.work_dir}/exec"
+    )
+    print(f"  check    : minidocker lab check {lab.number}   (hints: minidocker lab hint {lab.number})")
     return 0
 
 
@@ -155,7 +166,7 @@ def cmd_hint(lab: Lab, level: int) -> int:
     heading, body = levels[level - 1]
     print(f"{heading}\n\n{body}")
     if level < len(levels):
-        print(f"\n(still stuck? python labs/runner.py hint {lab.number} {level + 1})")
+        print(f"\n(still stuck? minidocker lab hint {lab.number} {level + 1})")
     return 0
 
 
@@ -180,18 +191,90 @@ def _require_ok(lab: Lab, cycle: int, what: str, res: subprocess.CompletedProces
         raise ProveError(f"lab {lab.number}, cycle {cycle}: {what} exited {res.returncode}:\n{tail}")
 
 
-def assert_clean(lab: Lab) -> None:
+def _lines(cmd: list[str]) -> list[str]:
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return res.stdout.splitlines() if res.returncode == 0 else []
+
+
+def host_state() -> frozenset[str]:
+    """What a lab could leave behind, one "kind item" string each.
+
+    ``mount`` (mount point and type, from mountinfo), ``link`` (``ip -o link``), ``netns``
+    (``ip netns list``), ``cgroup`` (every directory of every hierarchy under /sys/fs/cgroup) and
+    ``iptables`` (rules and user chains of ``iptables-save``, counters dropped; built-in chains and
+    table headers are not a lab's, and appear as soon as anyone loads the table).
+    """
+    items: set[str] = set()
+    for m in mounts():
+        if m.mount_point not in HOST_PLUMBING_MOUNTS:
+            items.add(f"mount {m.mount_point} ({m.fstype})")
+    for line in _lines(["ip", "-o", "link", "show"]):
+        items.add("link " + line.split(":", 2)[1].strip().split("@", 1)[0])
+    for line in _lines(["ip", "netns", "list"]):
+        if line.strip():
+            items.add("netns " + line.split()[0])
+    base = "/sys/fs/cgroup"
+    for top in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+        if os.path.islink(os.path.join(base, top)):
+            continue
+        for d, _, _ in os.walk(os.path.join(base, top)):
+            items.add(f"cgroup {d}")
+    items.update(iptables_items(_lines(["iptables-save"])))
+    return frozenset(items)
+
+
+def iptables_items(save: list[str]) -> set[str]:
+    """Rules and user chains of ``iptables-save`` output, as "iptables -t TABLE LINE" without counters.
+
+    >>> sorted(iptables_items(["*nat", ":OUTPUT ACCEPT [4:240]", ":LAB07 - [0:0]", "-A OUTPUT -j LAB07", "COMMIT"]))
+    ['iptables -t nat -A OUTPUT -j LAB07', 'iptables -t nat :LAB07 -']
+    """
+    items, table = set(), ""
+    for line in save:
+        if line.startswith("*"):
+            table = line[1:]
+        elif line.startswith("-A ") or (line.startswith(":") and " - " in line):
+            items.add(f"iptables -t {table} " + line.rsplit(" [", 1)[0])
+    return items
+
+
+def leftovers(before: frozenset[str]) -> list[str]:
+    """Items on the host now that were not there before; waits SETTLE_SECONDS for them to go.
+
+    On a host where other work runs at the same time (tests starting containers, a dockerd),
+    ``MINIDOCKER_LABS_IGNORE_LEFTOVERS`` is a regular expression of items that are not the labs'
+    (e.g. ``mdtest-|/minidocker/[0-9a-f]{64}``): matching items are left out.
+    """
+    ignore = os.environ.get("MINIDOCKER_LABS_IGNORE_LEFTOVERS")
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        new = sorted(x for x in host_state() - before if not (ignore and re.search(ignore, x)))
+        if not new or time.monotonic() > deadline:
+            return new
+        time.sleep(0.5)
+
+
+def assert_clean(lab: Lab, before: frozenset[str] | None = None) -> None:
     left = mounts_under(lab.work_dir)
     if left:
         raise ProveError(f"lab {lab.number}: host not clean, still mounted: {[m.mount_point for m in left]}")
     if os.path.lexists(lab.work_dir):
         raise ProveError(f"lab {lab.number}: host not clean, {lab.work_dir} still exists after cleanup")
+    new = leftovers(before) if before is not None else []
+    if new:
+        shown = "; ".join(new[:10]) + (f" (+{len(new) - 10} more)" if len(new) > 10 else "")
+        raise ProveError(
+            f"lab {lab.number}: host not clean after cleanup, new since the cycle began: {shown}"
+        )
 
 
 def prove(lab: Lab) -> None:
     for cycle in range(1, PROVE_CYCLES + 1):
         tag = f"prove {lab.number} [{cycle}/{PROVE_CYCLES}]"
         _require_ok(lab, cycle, "cleanup.sh", _step(lab, cycle, "cleanup", "cleanup.sh"))
+        # After the cleanup: what an earlier attempt left is gone. Per cycle, so that work of others
+        # on a shared host has one cycle's time, not two, to be mistaken for the lab's.
+        before = host_state()
         _require_ok(lab, cycle, "setup.sh", _step(lab, cycle, "setup", "setup.sh"))
 
         res = _step(lab, cycle, "check on the fresh state", "check.py")
@@ -218,7 +301,7 @@ def prove(lab: Lab) -> None:
         print(f"{tag} solution passes ({len(passes)} PASS)", flush=True)
 
         _require_ok(lab, cycle, "cleanup.sh", _step(lab, cycle, "cleanup", "cleanup.sh"))
-        assert_clean(lab)
+        assert_clean(lab, before)
     print(f"prove {lab.number}: OK, host clean", flush=True)
 
 

@@ -15,8 +15,11 @@ from collections.abc import Iterator
 from minidocker import trace
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` atomically with permission ``mode``."""
+def atomic_write(path: str, data: bytes, mode: int = 0o644, *, sync: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically with permission ``mode``.
+
+    ``sync=False`` skips the fsync (readers still never see half a file, but a crash may leave an
+    empty one): only for files Docker itself writes without one and regenerates when needed."""
     d, base = os.path.split(path)
     # os.urandom, not secrets: importing secrets (random, hmac, base64) costs ~1 ms on every start
     tmp = os.path.join(d, f".tmp-{base}{int.from_bytes(os.urandom(4), 'big') % 10**9}")
@@ -26,7 +29,8 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
         while view:
             n = os.write(fd, view)
             view = view[n:]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
         os.fchmod(fd, mode)  # the umask must not change what Docker would write
     except BaseException:
         os.close(fd)
@@ -38,12 +42,15 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
     trace.emit(lambda: f"write {path} ({len(data)} bytes)")
 
 
-def write_new(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Write a file inside a directory that is not yet visible (a transaction dir): fsync, no rename."""
+def write_new(path: str, data: bytes, mode: int = 0o644, *, sync: bool = True) -> None:
+    """Write a file inside a directory that is not yet visible (a transaction dir): fsync, no rename.
+
+    ``sync=False``: Go's ``os.WriteFile`` (no fsync), for files Docker writes that way."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
         os.fchmod(fd, mode)
     finally:
         os.close(fd)

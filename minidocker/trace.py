@@ -39,8 +39,14 @@ def to_stream(stream: TextIO = sys.stderr) -> None:
     """Print every event as ``trace: <event>`` (what ``--trace`` does)."""
 
     def sink(text: str) -> None:
-        stream.write(f"trace: {text}\n")
-        stream.flush()
+        try:
+            stream.write(f"trace: {text}\n")
+            stream.flush()
+        except (OSError, ValueError):
+            # the reader went away (`--trace run … 2>&1 | head`): the narration stops, the work
+            # must not, or a half-started container is left behind (its netns, veth, cgroup)
+            with contextlib.suppress(ValueError):
+                _sinks.remove(sink)
 
     _sinks.append(sink)
 

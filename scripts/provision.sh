@@ -19,6 +19,8 @@
 #   MINIDOCKER_PYTHON=python3.12  interpreter for the venv (default: python3 on PATH, >= 3.11)
 #   MINIDOCKER_KEEP_SERVICES=1  leave system docker/containerd/registry services alone
 #   MINIDOCKER_SKIP_APT=1       skip the apt part (packages are known to be there)
+#   MINIDOCKER_NO_VAGRANT=1     do not install Debian's vagrant (the Vagrantfile sets this: the VM
+#                               needs no vagrant of its own)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,10 +37,19 @@ PACKAGES=(
     docker.io docker-registry
     # later chapters and remote test runs
     openssh-server apache2-utils
+    # the labs talk HTTP by hand (05: registry API, 07 and 11: published ports)
+    curl wget
+    # chapter 5 token-auth and TLS registry tests: test keys, certificates and JWT signatures
+    openssl
     # python for the venv (tox makes its own envs from it)
     python3 python3-venv ca-certificates
 )
 SERVICES=(docker.socket docker.service containerd.service docker-registry.service)
+# `vagrant validate` checks the Vagrantfile in the tests (tests/integration/test_ssh_backend.py).
+# Measured on Debian 12: 54 packages (ruby and gems), 14 MB download, 80 MB on disk, ~30 s once;
+# best effort, since not every release ships it (the test falls back to `ruby -c`).
+OPTIONAL_PACKAGES=(vagrant)
+[ "${MINIDOCKER_NO_VAGRANT:-}" = 1 ] && OPTIONAL_PACKAGES=()
 
 log() { printf '[provision] %s\n' "$*"; }
 die() { printf '[provision] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -101,6 +112,14 @@ else
         fi
     fi
 fi
+for p in "${OPTIONAL_PACKAGES[@]}"; do
+    [ "${MINIDOCKER_SKIP_APT:-}" != 1 ] || break
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" = installed ] && continue
+    log "apt: installing $p (optional)"
+    install_optional() { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null; }
+    install_optional || { apt-get update -qq && install_optional; } \
+        || log "WARNING: could not install $p; its checks fall back or skip"
+done
 restore_policy
 policy_created=0
 
@@ -113,6 +132,13 @@ if [ -d /run/systemd/system ] && [ "${MINIDOCKER_KEEP_SERVICES:-}" != 1 ]; then
             systemctl disable --now "$unit" >/dev/null 2>&1 || true
         fi
     done
+    # openssh-server is here for the tests' private sshd on 127.0.0.1 (test_ssh_backend.py), not
+    # as a login service: when this run installed it, its units stay off. A host (or the Vagrant
+    # VM) that already had it keeps its sshd untouched.
+    if printf '%s\n' "${missing[@]:-}" | grep -qx openssh-server; then
+        log "systemd: openssh-server was installed for the tests; ssh.service stays disabled"
+        systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+    fi
 fi
 
 # ---- 2. kernel: sysctls, overlayfs ----------------------------------------------------------

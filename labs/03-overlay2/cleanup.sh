@@ -4,4 +4,5 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/../_lib/common.sh"
+stop_containers "$(lab_dir 03)" # a bonus may have left a container running
 remove_lab "$(lab_dir 03)"

@@ -103,7 +103,7 @@ def main() -> int:
     raw = blob(link) if link else None
     manifest = _json(raw) if raw else None
     if not address or not link or not isinstance(manifest, dict):
-        why = f"the lab registry's storage is missing under {LAB}/registry: run `python labs/runner.py start 05`"
+        why = f"the lab registry's storage is missing under {LAB}/registry: run `minidocker lab start 05`"
         for name in ("answers/api-version", "answers/tags", "answers/manifest.json", "answers/manifest-digest",
                      "answers/config.json", "answers/top-layer.tar.gz", "answers/top-diffid",
                      f"{REPO}:{TAG} pulled into the lab data root",

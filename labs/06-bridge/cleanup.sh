@@ -24,7 +24,7 @@ for ns in $NAMESPACES; do
     if netns_exists "$ns"; then ip netns del "$ns"; fi
 done
 for link in $LINKS; do
-    if link_exists "$link"; then ip link del "$link"; fi
+    del_link "$link"
 done
 while iptables -w -C FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT 2>/dev/null; do
     iptables -w -D FORWARD -i "$BRIDGE" -o "$BRIDGE" -j ACCEPT

@@ -258,7 +258,7 @@ def main() -> int:
     page = read_text(f"{lab_dir('07')}/www/index.html")
     if page is None:
         c.expect("the lab is set up", False, f"expected {lab_dir('07')}/www/index.html, found none: "
-                 "python labs/runner.py start 07")  # fmt: skip
+                 "minidocker lab start 07")  # fmt: skip
         return c.finish()
     ns_ok = check_network(c)
     served = check_httpd(c, ns_ok, page)

@@ -29,7 +29,7 @@ lab_pids() {
         if netns_exists "$NS"; then ip netns pids "$NS" 2>/dev/null || true; fi
         for pid in /proc/[0-9]*; do
             pid="${pid#/proc/}"
-            if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "[h]ttpd.*$LAB/"; then echo "$pid"; fi
+            if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -q "[h]ttpd.*$LAB/"; then echo "$pid"; fi
         done
     } | sort -u | while read -r pid; do
         case "$ancestors" in *" $pid "*) ;; *) echo "$pid" ;; esac
@@ -49,7 +49,7 @@ for tries in 1 2 3 4 5 6 7 8 9; do
 done
 if netns_exists "$NS"; then ip netns del "$NS"; fi
 for link in $LINKS; do
-    if link_exists "$link"; then ip link del "$link"; fi
+    del_link "$link"
 done
 for builtin in PREROUTING OUTPUT POSTROUTING INPUT; do
     { iptables -w -t nat -S "$builtin" 2>/dev/null || true; } | { grep -E -- "-j $CHAIN( |$)" || true; } | while IFS= read -r rule; do

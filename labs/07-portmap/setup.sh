@@ -14,7 +14,7 @@ bash "$HERE/cleanup.sh"
 # The subnet and the port must be free, or the lab's fetches would reach something else.
 if ip -4 route show | grep -q '^10\.67\.0\.'; then
     echo "setup: the host already routes 10.67.0.0/24 (ip -4 route): the lab needs that subnet free" >&2
-    echo "       (lab 06's bonus uses it: python labs/runner.py reset 06)" >&2
+    echo "       (lab 06's bonus uses it: minidocker lab reset 06)" >&2
     exit 1
 fi
 if awk 'NR > 1 && $4 == "0A" { split($2, a, ":"); if (a[2] == "1F97") found = 1 } END { exit !found }' /proc/net/tcp /proc/net/tcp6; then

@@ -58,7 +58,7 @@ def main() -> int:
     original_id = read_answer(os.path.join(LAB, ".lab-state", "image-id"))
     original_cache = read_answer(os.path.join(LAB, ".lab-state", "cache-id"))
     if not original_id or not original_cache:
-        print(f"BROKEN {LAB}/.lab-state is missing: run `python labs/runner.py start 09`", file=sys.stderr)
+        print(f"BROKEN {LAB}/.lab-state is missing: run `minidocker lab start 09`", file=sys.stderr)
         return 2
 
     # Step 1: the archive and its structure.

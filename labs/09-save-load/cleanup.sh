@@ -3,4 +3,5 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 . "$HERE/../_lib/common.sh"
+stop_containers "$(lab_dir 09)" # a bonus may have left a container running
 remove_lab "$(lab_dir 09)"

@@ -59,12 +59,15 @@ remove_lab() {
 # environment names that data root) and every process in each container's cgroup, and rmdir those
 # cgroups. Run it before remove_lab: a live container would keep using the files removed there.
 stop_containers() {
-    local dir="$1" c pid pids cg tries
+    local dir="$1" c pid pids cg tries ids
     [ -d "$dir/root" ] || return 0
+    # The IDs first: `rm -f` deletes containers/<id>, and a cgroup its monitor has not removed yet
+    # must still be found afterwards.
+    ids="$(ls "$dir/root/containers" 2>/dev/null || true)"
     for c in $(MINIDOCKER_DATA_ROOT="$dir/root" MINIDOCKER_EXEC_ROOT="$dir/exec" md ps -aq 2>/dev/null || true); do
         MINIDOCKER_DATA_ROOT="$dir/root" MINIDOCKER_EXEC_ROOT="$dir/exec" md rm -f "$c" >/dev/null 2>&1 || true
     done
-    [ -d "$dir/root/containers" ] || return 0
+    [ -n "$ids" ] || return 0
     # never ourselves or an ancestor: `labs/runner.py reset` run with the lab's MINIDOCKER_DATA_ROOT
     # exported is a minidocker-venv python too
     local ancestors=" $$ " p=$$
@@ -78,13 +81,13 @@ stop_containers() {
             pid="${pid#/proc/}"
             case "$ancestors" in *" $pid "*) continue ;; esac
             grep -q minidocker "/proc/$pid/cmdline" 2>/dev/null || continue
-            if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "MINIDOCKER_DATA_ROOT=$dir/root"; then
+            if tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qxF "MINIDOCKER_DATA_ROOT=$dir/root"; then
                 pids="$pids $pid"
             fi
         done
-        for c in "$dir"/root/containers/*/; do
-            for cg in /sys/fs/cgroup/*/minidocker/"$(basename "$c")" /sys/fs/cgroup/minidocker/"$(basename "$c")"; do
-                [ -f "$cg/cgroup.procs" ] && pids="$pids $(tr '\n' ' ' <"$cg/cgroup.procs")"
+        for c in $ids; do
+            for cg in /sys/fs/cgroup/*/minidocker/"$c" /sys/fs/cgroup/minidocker/"$c"; do
+                [ -f "$cg/cgroup.procs" ] && pids="$pids $(tr '\n' ' ' 2>/dev/null <"$cg/cgroup.procs")"
             done
         done
         [ -n "${pids// /}" ] || break
@@ -92,9 +95,13 @@ stop_containers() {
         kill -KILL $pids 2>/dev/null || true
         sleep "0.$((tries < 9 ? tries : 9))"
     done
-    for c in "$dir"/root/containers/*/; do
-        for cg in /sys/fs/cgroup/*/minidocker/"$(basename "$c")" /sys/fs/cgroup/minidocker/"$(basename "$c")"; do
-            [ -d "$cg" ] && { rmdir "$cg" 2>/dev/null || true; }
+    for c in $ids; do
+        for cg in /sys/fs/cgroup/*/minidocker/"$c" /sys/fs/cgroup/minidocker/"$c"; do
+            # an empty cgroup can be busy for a moment after its last process died
+            for tries in 1 2 3 4 5; do
+                [ -d "$cg" ] || break
+                rmdir "$cg" 2>/dev/null || sleep "0.$tries"
+            done
         done
     done
     for cg in /sys/fs/cgroup/*/minidocker /sys/fs/cgroup/minidocker; do
@@ -105,6 +112,18 @@ stop_containers() {
 
 # -- network labs (06, 07) --------------------------------------------------------------------
 link_exists() { ip link show dev "$1" >/dev/null 2>&1; }
+
+# del_link NAME: delete the link if it is there. A veth whose peer's namespace was just deleted
+# vanishes by itself a moment later, so `ip link del` may race it and find nothing: wait (up to a
+# second) until it is gone either way. Never fails: the caller's leftover check names what stayed.
+del_link() {
+    local tries
+    for tries in 1 2 3 4 5 6 7 8 9 10; do
+        link_exists "$1" || return 0
+        ip link del "$1" 2>/dev/null || sleep "0.$tries"
+    done
+    return 0
+}
 netns_exists() { [ -e "/run/netns/$1" ]; }
 
 # del_rules_naming WORD: delete every iptables rule (filter and nat) that mentions WORD as a word.
@@ -154,7 +173,7 @@ remove_lab_networks() {
         case "$kind" in
         link)
             if link_exists "$what"; then
-                ip link del "$what" 2>/dev/null || true
+                del_link "$what"
                 del_rules_naming "$what"
             fi
             ;;

@@ -22,8 +22,12 @@ XZ = b"\xfd7zXZ\x00"
 ZSTD = b"\x28\xb5\x2f\xfd"
 
 
-def _decoder_errors() -> tuple[type[BaseException], ...]:
+def _decoder_errors(kind: str = "") -> tuple[type[BaseException], ...]:
     errors: tuple[type[BaseException], ...] = (OSError, ValueError)
+    if kind == "zstd":  # zstandard's error is a plain Exception too
+        import zstandard
+
+        errors = (*errors, zstandard.ZstdError)
     try:  # ISA-L's error is a plain Exception, not an OSError like zlib's
         from isal.igzip_lib import IsalError
 
@@ -39,7 +43,7 @@ class _GuardedReader(io.RawIOBase):
     def __init__(self, inner: BinaryIO, kind: str) -> None:
         self.inner = inner
         self.kind = kind
-        self.errors = _decoder_errors()
+        self.errors = _decoder_errors(kind)
 
     def readable(self) -> bool:
         return True

@@ -140,6 +140,8 @@ class Builder:
         self.meta_args: dict[str, str | None] = {}
         self.step = 0
         self.total = 0
+        self._child_map: dict[str | None, list[str]] | None = None
+        self.held: list[str] = []  # -q: the progress (and RUN output) kept back
         self.escape = "\\"
         path = opts.dockerfile or os.path.join(opts.context, "Dockerfile")
         if not os.path.isabs(path) and opts.dockerfile and not os.path.exists(path):
@@ -149,12 +151,27 @@ class Builder:
 
     # -- output ---------------------------------------------------------------------------------
     def say(self, text: str) -> None:
-        if not self.opts.quiet:
-            self.out.write(text + "\n")
-            self.out.flush()
+        if self.opts.quiet:
+            self.held.append(text + "\n")  # shown only if the build fails, as the docker CLI does
+            return
+        self.out.write(text + "\n")
+        self.out.flush()
 
     # -- driver -----------------------------------------------------------------------------------
     def build(self) -> str:
+        """Run the build; returns the image ID. With ``-q`` a failure first writes the progress it
+        held back (RUN output included) to stderr, then raises."""
+        try:
+            return self._build()
+        except MinidockerError:
+            if self.opts.quiet and self.held:
+                import sys
+
+                sys.stderr.write("".join(self.held))
+                sys.stderr.flush()
+            raise
+
+    def _build(self) -> str:
         try:
             with open(self.dockerfile_path, encoding="utf-8") as f:
                 text = f.read()
@@ -163,6 +180,16 @@ class Builder:
                 f"Cannot locate specified Dockerfile: {os.path.basename(self.dockerfile_path)} ({e.strerror})",
                 subject=self.dockerfile_path,
             ) from None
+        from minidocker.image.images import human_size
+
+        size = self.context.upload_size(self.dockerfile_path)
+        # the docker CLI's progress line ends its last update with "\r\r\n", tty or not
+        self.say(f"Sending build context to Docker daemon  {human_size(size, 4)}\r\r")
+        if not text.strip():
+            raise BuildError(
+                f"the Dockerfile ({os.path.basename(self.dockerfile_path)}) cannot be empty",
+                subject=self.dockerfile_path,
+            )
         df = dfp.parse(text)
         self.escape = df.escape
         meta: list[dfp.Instruction] = []
@@ -181,14 +208,27 @@ class Builder:
                 stages[-1].append(ins)
         if not stages:
             raise BuildError("Dockerfile: no build stage in current context (file with no FROM)")
+        seen: set[str] = set()
+        for st in stages:
+            stage_name = self._stage_name(st[0])
+            if stage_name in seen:
+                raise BuildError(f"Dockerfile:{st[0].line} a stage name already used: {stage_name}")
+            if stage_name:
+                seen.add(stage_name)
         if self.opts.target:
             names = [self._stage_name(s[0]) for s in stages]
             if self.opts.target not in names:
                 raise BuildError(f"failed to reach build target {self.opts.target} in Dockerfile")
             stages = stages[: names.index(self.opts.target) + 1]
-        if self.opts.labels:
-            line = "LABEL " + " ".join(f"\"{k}\"='{v}'" for k, v in sorted(self.opts.labels.items()))
-            stages[-1].append(dfp.parse(line).instructions[0])
+        # `--label`: dockerd 20.10 appends one LABEL step per label, by key, taken literally
+        last_line = stages[-1][-1].line
+        for key, value in sorted(self.opts.labels.items()):
+            pair = f"{key}={value}"
+            stages[-1].append(
+                dfp.Instruction(
+                    "label", [], f"LABEL {pair}", last_line, rest=pair, literal_pairs=[(key, value)]
+                )
+            )
         self.total = len(meta) + sum(len(s) for s in stages)
         for ins in meta:
             self._begin(ins)
@@ -204,8 +244,13 @@ class Builder:
                     else:
                         assert stage is not None
                         self._dispatch(stage, ins)
-                except BuildError:
-                    raise
+                except BuildError as e:
+                    if str(e).startswith("Dockerfile:"):
+                        raise
+                    # RUN failures, ONBUILD triggers...: the line of the instruction at fault
+                    raise BuildError(
+                        f"Dockerfile:{ins.line} {e}", exit_code=e.exit_code, subject=e.subject
+                    ) from e
                 except MinidockerError as e:
                     raise BuildError(
                         f"Dockerfile:{ins.line} {ins.cmd.upper()}: {e}", subject=e.subject
@@ -284,6 +329,7 @@ class Builder:
             self.say(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
             for t in triggers:
                 tins = dfp.parse(t).instructions[0]
+                tins.line = ins.line  # a trigger's errors point at the FROM that ran it
                 if tins.cmd in ("onbuild", "from", "maintainer"):
                     raise BuildError(f"{tins.cmd.upper()} isn't allowed as an ONBUILD trigger")
                 self._dispatch(stage, tins)
@@ -338,7 +384,9 @@ class Builder:
             cfg["Env"] = _replace_in_place(cfg.get("Env") or [], pairs)
             comment = "ENV " + " ".join(f"{k}={v}" for k, v in pairs)
         elif cmd == "label":
-            pairs = dfp.key_values(list(ins.args), self._env(stage), "label", self.escape)
+            pairs = ins.literal_pairs or dfp.key_values(
+                list(ins.args), self._env(stage), "label", self.escape
+            )
             labels = dict(cfg.get("Labels") or {})
             labels.update(pairs)
             cfg["Labels"] = labels
@@ -451,11 +499,7 @@ class Builder:
         if self.opts.no_cache:
             return None
         want = {k: probe.get(k) or None for k in _COMPARED}
-        if stage.image_id:
-            candidates = self.stores.images.children(stage.image_id)
-        else:
-            candidates = [i for i in self.stores.images.ids() if self.stores.images.get_parent(i) is None]
-        for cand in sorted(candidates):
+        for cand in sorted(self._children().get(stage.image_id, [])):
             try:
                 cc = self.stores.images.get(cand).get("container_config") or {}
             except (NotFound, ValueError):
@@ -464,7 +508,21 @@ class Builder:
                 return cand
         return None
 
+    def _children(self) -> dict[str | None, list[str]]:
+        """parent image ID (None: no parent) -> children, read once per build: one ``parent`` file
+        per image instead of one per image per step (``_use`` adds what this build makes)."""
+        if self._child_map is None:
+            self._child_map = {}
+            for image_id in self.stores.images.ids():
+                parent = self.stores.images.get_parent(image_id)
+                self._child_map.setdefault(parent, []).append(image_id)
+        return self._child_map
+
     def _use(self, stage: _Stage, image_id: str) -> None:
+        if self._child_map is not None:
+            siblings = self._child_map.setdefault(stage.image_id, [])
+            if image_id not in siblings and image_id != stage.image_id:
+                siblings.append(image_id)
         stage.image_id = image_id
         stage.config["Image"] = image_id  # updateRunConfig: the next step's parent
 
@@ -475,11 +533,21 @@ class Builder:
             self.say(" ---> Using cache")
             self._use(stage, hit)
             return
+        cid = self._nop_container()
         image_id = child_image(
             self.stores, stage.image_id, config=copy.deepcopy(stage.config), container_cfg=probe,
-            layer=None, author=stage.maintainer,
+            layer=None, author=stage.maintainer, container_id=cid,
         )  # fmt: skip
+        self.say(f"Removing intermediate container {cid[:12]}")
         self._use(stage, image_id)
+
+    def _nop_container(self) -> str:
+        """The classic builder creates (never starts) a container for each step it commits, also
+        metadata-only ones, and prints its ID; nothing of a container is needed to change a config,
+        so we only name one: the ID goes into the progress lines and the image's ``container``."""
+        cid = fsutil.random_id()
+        self.say(f" ---> Running in {cid[:12]}")
+        return cid
 
     @contextlib.contextmanager
     def _rw_layer(self, stage: _Stage) -> Any:
@@ -496,21 +564,29 @@ class Builder:
         finally:
             self.stores.layers.remove_rw_layer(cid)
 
-    def _commit_layer(self, stage: _Stage, probe: dict[str, Any], write: Any) -> None:
+    def _commit_layer(
+        self, stage: _Stage, probe: dict[str, Any], write: Any, *, container: bool = False
+    ) -> None:
+        """A step that writes files without running anything (COPY, ADD, WORKDIR). ``container``:
+        the classic builder shows it as a container (WORKDIR does; COPY/ADD write into a bare
+        read-write layer and print nothing)."""
         probe["Image"] = stage.image_id or ""
         hit = self._cached(stage, probe)
         if hit:
             self.say(" ---> Using cache")
             self._use(stage, hit)
             return
+        cid = self._nop_container() if container else ""
         with self._rw_layer(stage) as (mount, root):
             write(root)
             self.stores.driver.put(mount.mount_id)
             layer = register_upper(self.stores, self.stores.driver.diff_path(mount.mount_id), mount.parent)
             image_id = child_image(
                 self.stores, stage.image_id, config=copy.deepcopy(stage.config), container_cfg=probe,
-                layer=layer, author=stage.maintainer, container_id=mount.container_id,
+                layer=layer, author=stage.maintainer, container_id=cid,
             )  # fmt: skip
+        if container:
+            self.say(f"Removing intermediate container {cid[:12]}")
         self._use(stage, image_id)
 
     # -- WORKDIR ---------------------------------------------------------------------------------
@@ -523,7 +599,7 @@ class Builder:
         def write(root: str) -> None:
             _write_entries(root, [(d, None) for d in _missing_dirs(root, wd)], 0, 0)
 
-        self._commit_layer(stage, probe, write)
+        self._commit_layer(stage, probe, write, container=True)
 
     # -- RUN -------------------------------------------------------------------------------------
     def _run(self, stage: _Stage, ins: dfp.Instruction) -> None:
@@ -533,7 +609,7 @@ class Builder:
             raise BuildError(f"Dockerfile:{ins.line} RUN: no image to run in (FROM scratch has no shell)")
         cfg = stage.config
         shell = list(cfg.get("Shell") or DEFAULT_SHELL)
-        cmd = list(ins.args) if ins.json_form else [*shell, ins.rest]
+        cmd = list(ins.args) if ins.json_form else [*shell, _heredoc_script(ins)]
         env_keys = set(_env_map(cfg.get("Env")))
         arg_env = []
         for k, v in stage.args.items():
@@ -580,19 +656,24 @@ class Builder:
         import sys
 
         sys.stdout.flush()
-        saved = None
-        if self.opts.quiet:  # the container writes to our fd 1 directly: point it elsewhere
-            saved = os.dup(1)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.close(devnull)
-        try:
-            handle = self.rt.start(c, foreground=True)
-            return handle.wait()
-        finally:
-            if saved is not None:
-                os.dup2(saved, 1)
-                os.close(saved)
+        sys.stderr.flush()
+        if not self.opts.quiet:
+            return int(self.rt.start(c, foreground=True).wait())
+        # -q: the container writes to our fds 1 and 2 directly: into a file instead, kept with
+        # the held-back progress
+        saved = (os.dup(1), os.dup(2))
+        with tempfile.TemporaryFile(dir=self.stores.tmp) as capture:
+            os.dup2(capture.fileno(), 1)
+            os.dup2(capture.fileno(), 2)
+            try:
+                return int(self.rt.start(c, foreground=True).wait())
+            finally:
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+                os.close(saved[0])
+                os.close(saved[1])
+                capture.seek(0)
+                self.held.append(capture.read(1 << 20).decode("utf-8", "replace"))
 
     # -- COPY / ADD ------------------------------------------------------------------------------
     def _copy(self, stage: _Stage, ins: dfp.Instruction) -> None:
@@ -604,7 +685,12 @@ class Builder:
         if len(words) < 2:
             raise BuildError(f"Dockerfile:{ins.line} {name} requires at least two arguments")
         srcs, dest = words[:-1], words[-1]
-        for s in srcs:
+        # `COPY <<EOF /dest`: heredoc sources become files of that name (BuildKit's syntax)
+        marker_at = [i for i, w in enumerate(ins.args[:-1]) if not ins.json_form and _is_marker(w)]
+        if len(marker_at) != len(ins.heredocs):
+            raise BuildError(f"Dockerfile:{ins.line} {name}: heredoc markers and bodies do not match")
+        docs = dict(zip(marker_at, ins.heredocs, strict=True))
+        for s in (w for i, w in enumerate(srcs) if i not in docs):
             if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", s):
                 if name == "COPY":
                     raise BuildError(f"Dockerfile:{ins.line} COPY: source can't be a URL: {s}")
@@ -623,8 +709,20 @@ class Builder:
             ctx = self.context
             if from_:
                 ctx = es.enter_context(self._source_image(from_))
+            sources: list[Source] = []
+            heredoc_dir = es.enter_context(tempfile.TemporaryDirectory(dir=self.stores.tmp)) if docs else ""
             try:
-                sources = ctx.sources(srcs)
+                for i, word in enumerate(srcs):
+                    doc = docs.get(i)
+                    if doc is None:
+                        sources += ctx.sources([word])
+                        continue
+                    content = dfp.expand_heredoc(doc.content, env, self.escape) if doc.expand else doc.content
+                    path = os.path.join(heredoc_dir, doc.name)
+                    with open(path, "w", encoding="utf-8") as f:
+                        f.write(content)
+                    os.chmod(path, 0o644)
+                    sources.append(Source(doc.name, path, False))
             except InvalidInput as e:
                 raise BuildError(
                     f"Dockerfile:{ins.line} {name} failed: {e}".replace("COPY failed: ", "")
@@ -635,19 +733,27 @@ class Builder:
                     f"Dockerfile:{ins.line} When using {name} with more than one source file, "
                     "the destination must be a directory and end with a /"
                 )
+            raw_dest = dest
             if not dest.startswith("/"):
                 dest = posixpath.join(cfg.get("WorkingDir") or "/", dest) + (
                     "/" if dest.endswith("/") else ""
                 )
-            h = ctx.content_hash(sources)
-            shell = list(cfg.get("Shell") or DEFAULT_SHELL)
-            probe = copy.deepcopy(cfg)
-            probe["Cmd"] = [*shell, f"#(nop) {name} {h} in {dest} "]
+            h = ctx.content_hash(sources, owners=bool(from_))
             chown = ins.flags.get("chown")
             chmod = ins.flags.get("chmod")
+            # moby performCopy's comment, flags glued to the hash as dockerd 20.10 writes them;
+            # --chmod (BuildKit-only in Docker) goes in the same way so it is part of the key too
+            flags = (f"--chown={chown}" if chown else "") + (f"--chmod={chmod}" if chmod else "")
+            shell = list(cfg.get("Shell") or DEFAULT_SHELL)
+            probe = copy.deepcopy(cfg)
+            probe["Cmd"] = [*shell, f"#(nop) {name} {flags}{h} in {raw_dest} "]
 
             def write(root: str) -> None:
-                uid, gid = _resolve_chown(root, chown) if chown else (0, 0)
+                # without --chown: the context arrives root-owned (the docker CLI's tar), while files
+                # from an image (--from) keep their owners, as in dockerd
+                uid, gid = (
+                    _resolve_chown(root, chown) if chown else ((KEEP_OWNER, KEEP_OWNER) if from_ else (0, 0))
+                )
                 mode = int(chmod, 8) if chmod else None
                 _copy_into(root, ctx, sources, dest, uid, gid, mode, extract=name == "ADD" and not from_)
 
@@ -669,6 +775,36 @@ class Builder:
         tmp = _Stage(None, image_id, {})
         with self._rw_layer(tmp) as (_, root):
             yield BuildContext(root)
+
+
+def _is_marker(word: str) -> bool:
+    return bool(dfp.heredoc_markers("RUN " + word))
+
+
+def _heredoc_script(ins: dfp.Instruction) -> str:
+    """The shell-form RUN text, heredocs included (BuildKit's syntax):
+
+    * ``RUN <<EOF`` alone: the body is the script (``/bin/sh -c <body>``);
+    * ``RUN cmd <<EOF ...``: the command line and its bodies go to the shell, which reads the
+      heredocs itself (``/bin/sh -c 'cmd <<EOF\\n...\\nEOF'``).
+    """
+    if not ins.heredocs:
+        return ins.rest
+    words = dfp.split_words(ins.rest)
+    if all(_is_marker(w) for w in words):
+        if len(ins.heredocs) != 1:
+            raise BuildError(f"Dockerfile:{ins.line} RUN: a script from more than one heredoc is ambiguous")
+        body = ins.heredocs[0].content
+        if body.startswith("#!"):
+            raise BuildError(
+                f"Dockerfile:{ins.line} RUN: heredoc scripts with a #! interpreter line are not supported; "
+                "use RUN <interpreter> <<EOF"
+            )
+        return body
+    text = ins.rest
+    for doc in ins.heredocs:
+        text += "\n" + doc.content + doc.name
+    return text
 
 
 _ALL_FIELDS = {
@@ -732,6 +868,9 @@ def _dir_header(name: str, uid: int, gid: int) -> Any:
     return h
 
 
+KEEP_OWNER = -1  # _write_entries: leave each entry's uid/gid as the source has them
+
+
 def _write_entries(root: str, entries: list[tuple[str, str | None]], uid: int, gid: int,
                    mode: int | None = None) -> None:  # fmt: skip
     """Write (name inside root, host source path or None for a new dir) through the safe extractor."""
@@ -744,10 +883,12 @@ def _write_entries(root: str, entries: list[tuple[str, str | None]], uid: int, g
         w: TarWriter = TarWriter(f)
         for name, src in entries:
             if src is None:
-                w.add(_dir_header(name, uid, gid))
+                w.add(_dir_header(name, max(uid, 0), max(gid, 0)))
                 continue
             h = header_from_stat(src, name)
-            h.uid, h.gid, h.uname, h.gname = uid, gid, "", ""
+            if uid != KEEP_OWNER:
+                h.uid, h.gid = uid, gid
+            h.uname, h.gname = "", ""
             if mode is not None and h.typeflag in (b"0", b"5"):
                 h.mode = (h.mode & ~0o7777) | mode
             if h.typeflag == b"0":
@@ -801,7 +942,7 @@ def _copy_into(root: str, ctx: BuildContext, sources: list[Source], dest: str, u
                 if clean and not exists:
                     entries += [(d, None) for d in _missing_dirs(root, "/" + clean)]
                     exists = True
-                name = f"{clean}/{posixpath.basename(src.rel)}" if clean else posixpath.basename(src.rel)
+                name = f"{clean}/{src.base}" if clean else src.base
             else:
                 name = clean
             entries.append((name, src.path))

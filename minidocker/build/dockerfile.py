@@ -55,6 +55,21 @@ class Instruction:
     flags: dict[str, str] = field(default_factory=dict)
     json_form: bool = False
     rest: str = ""  # the raw text after the instruction name and flags
+    # LABEL from ``build --label``: taken as given (no word splitting, no ``$`` expansion)
+    literal_pairs: list[tuple[str, str]] | None = None
+    heredocs: list[Heredoc] = field(default_factory=list)  # RUN/COPY/ADD ``<<EOF`` bodies, in order
+
+
+@dataclass
+class Heredoc:
+    """One ``<<NAME`` body (BuildKit's syntax; the classic builder has none): ``content`` ends with
+    a newline unless empty; ``expand`` is False for a quoted name (``<<"EOF"``), where ``$`` stays;
+    ``<<-NAME`` has already lost the leading tabs of each line."""
+
+    name: str
+    content: str
+    expand: bool = True
+    strip_tabs: bool = False
 
 
 @dataclass
@@ -64,7 +79,30 @@ class Dockerfile:
     escape: str = "\\"
 
 
-def _logical_lines(text: str) -> tuple[dict[str, str], str, list[tuple[int, str]]]:
+_HEREDOC_WORD = re.compile(r"^\d*<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2$")
+HEREDOC_INSTRUCTIONS = ("run", "copy", "add")
+
+
+def heredoc_markers(line: str, escape: str = "\\") -> list[tuple[str, bool, bool]]:
+    """(name, expand, strip_tabs) of each ``<<NAME`` word of a RUN/COPY/ADD line, in order.
+
+    >>> heredoc_markers("RUN python3 <<-'EOF' > out")
+    [('EOF', False, True)]
+    >>> heredoc_markers('RUN echo "<<EOF" <<<x')
+    []
+    """
+    words = split_words(line, escape)
+    if not words or words[0].lower() not in HEREDOC_INSTRUCTIONS:
+        return []
+    out = []
+    for w in words[1:]:
+        m = _HEREDOC_WORD.match(w)
+        if m:
+            out.append((m.group(3), not m.group(2), m.group(1) == "-"))
+    return out
+
+
+def _logical_lines(text: str) -> tuple[dict[str, str], str, list[tuple[int, str, list[Heredoc]]]]:
     lines = text.splitlines()
     directives: dict[str, str] = {}
     i = 0
@@ -77,11 +115,13 @@ def _logical_lines(text: str) -> tuple[dict[str, str], str, list[tuple[int, str]
     escape = directives.get("escape", "\\")
     if escape not in ("\\", "`"):
         raise DockerfileError(f"invalid ESCAPE '{escape}'. Must be ` or \\")
-    out: list[tuple[int, str]] = []
+    out: list[tuple[int, str, list[Heredoc]]] = []
     buf: list[str] = []
     start = 0
     cont = re.compile(re.escape(escape) + r"[ \t]*$")
-    for n in range(i, len(lines)):
+    n = i - 1
+    while n + 1 < len(lines):
+        n += 1
         raw = lines[n]
         stripped = raw.strip()
         if stripped.startswith("#"):
@@ -96,10 +136,26 @@ def _logical_lines(text: str) -> tuple[dict[str, str], str, list[tuple[int, str]
             buf.append(raw[: m.start()])
             continue
         buf.append(raw)
-        out.append((start, "".join(buf)))
+        logical = "".join(buf)
         buf = []
+        docs: list[Heredoc] = []
+        # heredoc bodies follow the line verbatim: no comments, no continuations, up to the name
+        for name, expand, strip_tabs in heredoc_markers(logical, escape):
+            body: list[str] = []
+            while True:
+                n += 1
+                if n >= len(lines):
+                    raise DockerfileError(
+                        f"Dockerfile parse error line {start}: unterminated heredoc {name} (no line '{name}')"
+                    )
+                line = lines[n].lstrip("\t") if strip_tabs else lines[n]
+                if line == name:
+                    break
+                body.append(line + "\n")
+            docs.append(Heredoc(name, "".join(body), expand, strip_tabs))
+        out.append((start, logical, docs))
     if buf:
-        out.append((start, "".join(buf)))
+        out.append((start, "".join(buf), []))
     return directives, escape, out
 
 
@@ -138,7 +194,7 @@ def parse(text: str) -> Dockerfile:
     """Parse a Dockerfile; raises :class:`DockerfileError` naming the line."""
     directives, escape, lines = _logical_lines(text)
     out: list[Instruction] = []
-    for lineno, line in lines:
+    for lineno, line, docs in lines:
         name, _, rest = line.strip().partition(" ")
         if "\t" in name:
             name, _, more = name.partition("\t")
@@ -169,8 +225,33 @@ def parse(text: str) -> Dockerfile:
                 args, json_form = value, True
         if not json_form and cmd in ("from", "copy", "add", "expose", "volume", "arg", "env", "label"):
             args = split_words(rest, escape)
-        out.append(Instruction(cmd, args, line.strip(), lineno, flags, json_form, rest))
+        problem = _arg_count_problem(cmd, args, rest)
+        if problem:
+            raise DockerfileError(f"Dockerfile parse error line {lineno}: {problem}")
+        out.append(Instruction(cmd, args, line.strip(), lineno, flags, json_form, rest, heredocs=docs))
     return Dockerfile(out, directives, escape)
+
+
+# moby instructions/parse.go: checked for the whole file before any step runs
+_EXACTLY_ONE = {"workdir", "user", "stopsignal", "maintainer"}
+_AT_LEAST_ONE = {"env", "label", "expose", "volume", "onbuild", "shell", "arg", "healthcheck"}
+
+
+def _arg_count_problem(cmd: str, args: list[str] | str, rest: str) -> str | None:
+    """Docker's argument-count errors (``EXPOSE requires at least one argument``...)."""
+    empty = not args if isinstance(args, list) else not rest
+    if cmd in ("copy", "add") and len(args if isinstance(args, list) else rest.split()) < 2:
+        return (f"{cmd.upper()} requires at least two arguments, but only one was provided. "
+                "Destination could not be determined.")  # fmt: skip
+    if cmd in _EXACTLY_ONE and empty:
+        return f"{cmd.upper()} requires exactly one argument"
+    if cmd in _AT_LEAST_ONE and empty:
+        if cmd == "healthcheck":
+            return "HEALTHCHECK requires an argument"
+        return f"{cmd.upper()} requires at least one argument"
+    if cmd == "from" and (empty or len(args) not in (1, 3)):
+        return "FROM requires either one or three arguments"
+    return None
 
 
 # -- substitution ------------------------------------------------------------------------------------
@@ -283,6 +364,31 @@ class _Lexer:
         while self.i < len(self.s) and (self.s[self.i].isalnum() or self.s[self.i] == "_"):
             self.i += 1
         return self.s[start : self.i]
+
+
+def expand_heredoc(text: str, env: dict[str, str], escape: str) -> str:
+    """A COPY heredoc's body: ``$VAR`` / ``${VAR...}`` expanded, quotes and escapes kept
+    (BuildKit's raw-quotes lexer mode).
+
+    >>> expand_heredoc('a=$A "q" ${B:-b} `$A', {"A": "1"}, "`")
+    'a=1 "q" b `$A'
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == escape and text[i + 1 : i + 2] == "$":
+            out.append(text[i : i + 2])
+            i += 2
+        elif ch == "$":
+            lexer = _Lexer(text, env, escape)
+            lexer.i = i
+            out.append(lexer.dollar())
+            i = lexer.i
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
 
 
 def key_values(

@@ -38,11 +38,10 @@ Left out on purpose:
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from minidocker.cgroups import base
 from minidocker.cgroups.base import Cgroup, CgroupWriteError, Version, detect, read
-from minidocker.cgroups.devices import DEFAULT_ALLOWED_DEVICES, DeviceRule
-from minidocker.cgroups.devices_bpf import DeviceFilterError
 from minidocker.cgroups.resources import (
     Resources,
     SysInfo,
@@ -52,8 +51,35 @@ from minidocker.cgroups.resources import (
     parse_uint_list,
     verify,
 )
-from minidocker.cgroups.v1 import V1Cgroup
-from minidocker.cgroups.v2 import V2Cgroup
+
+if TYPE_CHECKING:
+    from minidocker.cgroups.devices import DEFAULT_ALLOWED_DEVICES, DeviceRule
+    from minidocker.cgroups.devices_bpf import DeviceFilterError
+    from minidocker.cgroups.v1 import V1Cgroup
+    from minidocker.cgroups.v2 import V2Cgroup
+
+
+def __getattr__(name: str) -> Any:
+    """The drivers are imported when first used: ``run``'s CLI needs neither (the monitor makes
+    the cgroup), and a v1 host never loads the v2 one (kernel.bpf, the eBPF device filter)."""
+    if name in ("DEFAULT_ALLOWED_DEVICES", "DeviceRule"):
+        from minidocker.cgroups import devices
+
+        return getattr(devices, name)
+    if name == "V1Cgroup":
+        from minidocker.cgroups.v1 import V1Cgroup
+
+        return V1Cgroup
+    if name == "V2Cgroup":
+        from minidocker.cgroups.v2 import V2Cgroup
+
+        return V2Cgroup
+    if name == "DeviceFilterError":
+        from minidocker.cgroups.devices_bpf import DeviceFilterError
+
+        return DeviceFilterError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Cgroup",
@@ -93,8 +119,13 @@ def open_cgroup(container_id: str, *, parent: str = DEFAULT_PARENT, root: str = 
     if not container_id or "/" in container_id or container_id in (".", ".."):
         raise ValueError(f"bad container id for a cgroup name: {container_id!r}")
     name = f"{parent.strip('/')}/{container_id}" if parent.strip("/") else container_id
-    cls = V2Cgroup if detect(root) == "v2" else V1Cgroup
-    return cls(name, root)
+    if detect(root) == "v2":
+        from minidocker.cgroups.v2 import V2Cgroup
+
+        return V2Cgroup(name, root)
+    from minidocker.cgroups.v1 import V1Cgroup
+
+    return V1Cgroup(name, root)
 
 
 def cleanup_parent(*, parent: str = DEFAULT_PARENT, root: str = DEFAULT_ROOT) -> list[str]:
@@ -108,6 +139,8 @@ def cleanup_parent(*, parent: str = DEFAULT_PARENT, root: str = DEFAULT_ROOT) ->
     if detect(root) == "v2":
         hierarchies = [root]
     else:
+        from minidocker.cgroups.v1 import V1Cgroup
+
         probe = V1Cgroup(parent.strip("/"), root)
         hierarchies = [p[: -len(probe.name) - 1] for p in probe.paths()]
     removed: list[str] = []

@@ -204,10 +204,20 @@ def detect(root: str = "/sys/fs/cgroup", *, mountinfo: str = "/proc/self/mountin
     This host is "hybrid": v1 hierarchies under /sys/fs/cgroup plus an empty v2 at
     /sys/fs/cgroup/unified, so ``detect()`` says v1 and ``detect("/sys/fs/cgroup/unified")`` says v2.
     """
+    key = root if mountinfo == "/proc/self/mountinfo" else None
+    if key is not None and key in _DETECTED:
+        return _DETECTED[key]
     fstype = mount_fstype(root, mountinfo)
     if fstype is not None:
-        return "v2" if fstype == "cgroup2" else "v1"
+        version: Version = "v2" if fstype == "cgroup2" else "v1"
+        if key is not None:  # a mounted hierarchy's version does not change under a process
+            _DETECTED[key] = version
+        return version
     return "v2" if os.path.exists(os.path.join(root, "cgroup.controllers")) else "v1"
+
+
+# detect()'s answers for mount points, by root (``run`` asks 2-6 times: a mountinfo scan each)
+_DETECTED: dict[str, Version] = {}
 
 
 class Cgroup(ABC):

@@ -84,3 +84,37 @@ def build(ctx: Context, path: str, dockerfile: str | None, tags: tuple[str, ...]
         no_cache=no_cache, quiet=quiet, target=target.lower() if target else None, network=network,
     )  # fmt: skip
     Builder(ctx.runtime, opts, sys.stdout).build()
+
+
+@click.group("builder")
+def builder_group() -> None:
+    """Manage builds."""
+
+
+@builder_group.command("prune")
+@click.option(
+    "-a", "--all", "all_cache", is_flag=True, help="Remove all unused build cache, not just dangling ones"
+)
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.option("--filter", "filters", multiple=True, help="Provide filter values (e.g. 'until=24h')")
+@click.option("--keep-storage", help="Amount of disk space to keep for cache (accepted, not applied)")
+@pass_ctx
+def builder_prune(ctx: Context, all_cache: bool, force: bool, filters: tuple[str, ...],
+                  keep_storage: str | None) -> None:  # fmt: skip
+    """Remove build cache: the classic builder's step images nothing else needs (see
+    minidocker/image/prune.py)."""
+    import sys
+
+    from minidocker.image import prune as pruner
+    from minidocker.image.images import human_size
+
+    parsed = pruner.parse_filters(list(filters), pruner.BUILDER_FILTERS)
+    if not force:
+        what = "all build cache" if all_cache else "all dangling build cache"
+        click.echo(f"WARNING! This will remove {what}. Are you sure you want to continue? [y/N] ", nl=False)
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return
+    report = pruner.prune_build_cache(ctx.stores, all_cache=all_cache, filters=parsed)
+    if report.deleted:
+        click.echo("Deleted build cache objects:\n" + "".join(v + "\n" for _, v in report.deleted))
+    click.echo(f"Total reclaimed space: {human_size(report.reclaimed, 4)}")

@@ -17,6 +17,8 @@ DEFAULT_EXEC_ROOT = "/run/minidocker"
 
 @dataclass
 class Context:
+    """The global options, and the stores built from them on first use."""
+
     data_root: str = DEFAULT_DATA_ROOT
     exec_root: str = DEFAULT_EXEC_ROOT
     debug: bool = False

@@ -193,3 +193,34 @@ def _add_archive_commands() -> None:
 
 
 _add_archive_commands()
+
+
+@image_group.command("prune")
+@click.option(
+    "-a", "--all", "all_images", is_flag=True, help="Remove all unused images, not just dangling ones"
+)
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.option("--filter", "filters", multiple=True, help="Provide filter values (e.g. 'until=<timestamp>')")
+@pass_ctx
+def image_prune(ctx: Context, all_images: bool, force: bool, filters: tuple[str, ...]) -> None:
+    """Remove unused images."""
+    import sys
+
+    from minidocker.image import images as svc
+    from minidocker.image import prune as pruner
+
+    parsed = pruner.parse_filters(list(filters))
+    if not force:
+        what = (
+            "all images without at least one container associated to them"
+            if all_images
+            else "all dangling images"
+        )
+        click.echo(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ", nl=False)
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            click.echo("Total reclaimed space: 0B")
+            return
+    report = pruner.prune_images(ctx.stores, all_images=all_images, filters=parsed)
+    if report.deleted:
+        click.echo("Deleted Images:\n" + "".join(line + "\n" for line in report.lines()))
+    click.echo(f"Total reclaimed space: {svc.human_size(report.reclaimed, 4)}")

@@ -1,7 +1,10 @@
 """``minidocker``: global options, lazy command loading, and the one place errors become exit codes.
 
 Commands live in modules of this package and are imported only when invoked, so ``minidocker
---help`` and fast verbs never pay for heavy imports (pyroute2, requests, rich).
+--help`` and fast verbs never pay for heavy imports (pyroute2, requests, rich). Even click is
+imported only when needed: a plain ``minidocker run ...`` goes through the click-free fast path
+of :mod:`minidocker.cli.runcore` (same flags, same RunOptions; anything else falls back to click).
+The click group is ``main.cli`` (built on first access).
 """
 
 from __future__ import annotations
@@ -10,10 +13,6 @@ import importlib
 import os
 import sys
 from typing import Any
-
-import click
-
-from minidocker.cli.context import DEFAULT_DATA_ROOT, DEFAULT_EXEC_ROOT, Context
 
 # verb -> "module:attribute"; aliases keep the seed mydocker's verbs working.
 COMMANDS: dict[str, str] = {
@@ -30,6 +29,8 @@ COMMANDS: dict[str, str] = {
     "buildBase": "minidocker.cli.archive:buildbase",
     "fsck": "minidocker.cli.images:fsck",
     "version": "minidocker.cli.system:version",
+    "info": "minidocker.cli.system:info",
+    "system": "minidocker.cli.system:system_group",
     "run": "minidocker.cli.run:run",
     "create": "minidocker.cli.run:create",
     "start": "minidocker.cli.run:start",
@@ -58,6 +59,8 @@ COMMANDS: dict[str, str] = {
     "commit": "minidocker.cli.build:commit",
     "diff": "minidocker.cli.build:diff",
     "build": "minidocker.cli.build:build",
+    "lab": "minidocker.cli.lab:lab_group",
+    "builder": "minidocker.cli.build:builder_group",
 }
 HIDDEN = {"buildBase", "remove"}
 # One-line help for `minidocker --help`, so listing verbs imports none of their modules.
@@ -74,6 +77,8 @@ SUMMARY: dict[str, str] = {
     "buildbase": "Create the built-in base image (busybox:latest from the host's busybox-static)",
     "fsck": "Check the data root's invariants; --repair removes debris",
     "version": "Show the minidocker version information",
+    "info": "Display system-wide information",
+    "system": "Manage minidocker (info, df, prune)",
     "run": "Run a command in a new container",
     "create": "Create a new container",
     "start": "Start one or more stopped containers",
@@ -101,81 +106,111 @@ SUMMARY: dict[str, str] = {
     "commit": "Create a new image from a container's changes",
     "diff": "Inspect changes to files or directories on a container's filesystem",
     "build": "Build an image from a Dockerfile",
+    "lab": "Run the labs: list, start NN, check NN, hint NN [LEVEL], reset NN",
+    "builder": "Manage builds",
 }
 
 
-class LazyGroup(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(COMMANDS) - HIDDEN)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, SUMMARY.get(name, "")) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module, attr = target.split(":")
-        cmd: click.Command = getattr(importlib.import_module(module), attr)
-        return cmd
+_CLI: Any = None
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--data-root",
-    envvar="MINIDOCKER_DATA_ROOT",
-    default=DEFAULT_DATA_ROOT,
-    show_default=True,
-    help="Root of persistent state (laid out like /var/lib/docker).",
-)
-@click.option(
-    "--exec-root",
-    envvar="MINIDOCKER_EXEC_ROOT",
-    default=DEFAULT_EXEC_ROOT,
-    show_default=True,
-    help="Root of runtime state.",
-)
-@click.option("--trace", is_flag=True, help="Print one line per kernel and store step.")
-@click.option("-D", "--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.version_option(package_name="minidocker", prog_name="minidocker")
-@click.pass_context
-def cli(ctx: click.Context, data_root: str, exec_root: str, trace: bool, debug: bool) -> None:
-    """A container runtime whose data root is laid out exactly like Docker's."""
-    if trace:
-        from minidocker import trace as tr
+def _click_cli() -> Any:
+    """The click group, built on first use (importing click is ~20 ms that ``run`` skips)."""
+    global _CLI
+    if _CLI is None:
+        import click
 
-        tr.to_stream(sys.stderr)
-    ctx.obj = Context(data_root=data_root, exec_root=exec_root, debug=debug)
+        from minidocker.cli.context import DEFAULT_DATA_ROOT, DEFAULT_EXEC_ROOT, Context
+
+        class LazyGroup(click.Group):
+            def list_commands(self, ctx: click.Context) -> list[str]:
+                return sorted(set(COMMANDS) - HIDDEN)
+
+            def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+                rows = [(name, SUMMARY.get(name, "")) for name in self.list_commands(ctx)]
+                with formatter.section("Commands"):
+                    formatter.write_dl(rows)
+
+            def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+                target = COMMANDS.get(cmd_name)
+                if target is None:
+                    return None
+                module, attr = target.split(":")
+                cmd: click.Command = getattr(importlib.import_module(module), attr)
+                return cmd
+
+        @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+        @click.option(
+            "--data-root",
+            envvar="MINIDOCKER_DATA_ROOT",
+            default=DEFAULT_DATA_ROOT,
+            show_default=True,
+            help="Root of persistent state (laid out like /var/lib/docker).",
+        )
+        @click.option(
+            "--exec-root",
+            envvar="MINIDOCKER_EXEC_ROOT",
+            default=DEFAULT_EXEC_ROOT,
+            show_default=True,
+            help="Root of runtime state.",
+        )
+        @click.option("--trace", is_flag=True, help="Print one line per kernel and store step.")
+        @click.option("-D", "--debug", is_flag=True, help="Show tracebacks for errors.")
+        @click.version_option(package_name="minidocker", prog_name="minidocker")
+        @click.pass_context
+        def cli(ctx: click.Context, data_root: str, exec_root: str, trace: bool, debug: bool) -> None:
+            """A container runtime whose data root is laid out exactly like Docker's."""
+            if trace:
+                from minidocker import trace as tr
+
+                tr.to_stream(sys.stderr)
+            ctx.obj = Context(data_root=data_root, exec_root=exec_root, debug=debug)
+
+        _CLI = cli
+    return _CLI
+
+
+def __getattr__(name: str) -> Any:
+    """``main.cli``: the click group (tests and ``python -c`` callers use it)."""
+    if name == "cli":
+        return _click_cli()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _error(message: str, code: int) -> None:
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: run the CLI, turning our errors into one stderr line and Docker's exit codes."""
+    from minidocker.cli import runcore
     from minidocker.errors import MinidockerError
 
     try:
-        return cli.main(args=argv, prog_name="minidocker", standalone_mode=False)
+        if runcore.fast_main(sys.argv[1:] if argv is None else list(argv)):
+            return None
+        import click
+
+        try:
+            return _click_cli().main(args=argv, prog_name="minidocker", standalone_mode=False)
+        except click.exceptions.Abort:
+            _error("Aborted!", 130)
+        except click.ClickException as e:
+            # Docker exits 125 on flag errors too ("docker: unknown flag ...").
+            _error(f"minidocker: {e.format_message()}", 125)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
     except MinidockerError as e:
         if os.environ.get("MINIDOCKER_DEBUG") or "-D" in sys.argv or "--debug" in sys.argv:
             import traceback
 
             traceback.print_exc()
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        click.echo("Aborted!", err=True)
-        sys.exit(130)
-    except click.ClickException as e:
-        # Docker exits 125 on flag errors too ("docker: unknown flag ...").
-        click.echo(f"minidocker: {e.format_message()}", err=True)
-        sys.exit(125)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
+        _error(f"Error: {e}", e.exit_code)
     except BrokenPipeError:
         sys.exit(0)
     except KeyboardInterrupt:
         sys.exit(130)
     except OSError as e:
-        click.echo(f"Error: {e}", err=True)
-        sys.exit(125)
+        _error(f"Error: {e}", 125)

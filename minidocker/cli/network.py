@@ -1,7 +1,8 @@
 """``network create|ls|rm|inspect|connect|disconnect|prune``, with the docker CLI's output.
 
-Errors print one line and exit 1, as the docker CLI does for every network verb (the daemon's
-"Error response from daemon: …" becomes our "Error: …").
+Errors print one line and exit 125, like every error of ours (issue 5 asks for 125 for a bad or
+overlapping subnet, an unknown network, a name collision). The docker CLI exits 1 for its network
+verbs; the daemon's "Error response from daemon: …" becomes our "Error: …" either way.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 @contextlib.contextmanager
-def _exit_1() -> Iterator[None]:
+def _exit_125() -> Iterator[None]:
     from minidocker.errors import MinidockerError
 
     try:
         yield
     except MinidockerError as e:
-        e.exit_code = 1
+        e.exit_code = 125
         raise
 
 
@@ -58,7 +59,7 @@ def create(ctx: Context, name: str, driver: str, subnet: str, gateway: str, ip_r
     """Create a network."""
     from minidocker import network
 
-    with _exit_1():
+    with _exit_125():
         doc = network.create_network(
             ctx.stores,
             name,
@@ -120,7 +121,7 @@ def _matches(n: dict[str, Any], filters: tuple[str, ...]) -> bool:
 @pass_ctx
 def ls(ctx: Context, quiet: bool, filters: tuple[str, ...], fmt: str | None, no_trunc: bool) -> None:
     """List networks."""
-    with _exit_1():
+    with _exit_125():
         nets = sorted((n for n in _store(ctx).list() if _matches(n, filters)), key=lambda n: n["Name"])
     items = [_fields(n, no_trunc) for n in nets]
     if quiet:
@@ -168,11 +169,11 @@ def inspect(ctx: Context, refs: tuple[str, ...], fmt: str | None) -> None:
     else:
         click.echo(dump_json(results))
     if missing:
-        raise SystemExit(1)
+        raise SystemExit(125)
 
 
 def _each(refs: tuple[str, ...], action: Callable[[str], Any]) -> None:
-    """Docker's loop for rm/disconnect: go on after an error, print each, exit 1 at the end."""
+    """Docker's loop for rm/disconnect: go on after an error, print each, exit 125 at the end."""
     from minidocker.errors import MinidockerError
 
     failed = False
@@ -185,7 +186,7 @@ def _each(refs: tuple[str, ...], action: Callable[[str], Any]) -> None:
             continue
         click.echo(ref)
     if failed:
-        raise SystemExit(1)
+        raise SystemExit(125)
 
 
 @network_group.command("rm")
@@ -236,7 +237,7 @@ def connect(ctx: Context, network: str, container: str, ip: str, aliases: tuple[
     """Connect a container to a network."""
     from minidocker import network as net
 
-    with _exit_1():
+    with _exit_125():
         if ip:
             net.check_endpoint_options("user", ip, ())  # the address's syntax; the network decides the rest
         net.connect(ctx.runtime, container, network, ip=ip, aliases=aliases)
@@ -251,5 +252,5 @@ def disconnect(ctx: Context, network: str, container: str, force: bool) -> None:
     """Disconnect a container from a network."""
     from minidocker import network as net
 
-    with _exit_1():
+    with _exit_125():
         net.disconnect(ctx.runtime, container, network, force=force)

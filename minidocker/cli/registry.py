@@ -30,20 +30,23 @@ def pull(ctx: Context, name: str, platform: str | None, quiet: bool, max_concurr
     from minidocker.registry.pull import pull as do_pull
 
     plat = manifest.parse_platform(platform) if platform else None
+    # Docker's bars when stdout is a terminal (cursor movement), plain status lines otherwise
+    tty = sys.stdout if not quiet and sys.stdout.isatty() else None
     do_pull(ctx.stores, name, platform=plat, out=(lambda _l: None) if quiet else _say,
-            max_concurrent=max_concurrent_downloads)  # fmt: skip
+            max_concurrent=max_concurrent_downloads, terminal=tty)  # fmt: skip
     click.echo(str(reference.parse(name).with_default_tag()))
 
 
 @click.command("push")
 @click.argument("name")
+@click.option("-a", "--all-tags", is_flag=True, help="Push all tagged images in the repository")
 @click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output")
 @pass_ctx
-def push(ctx: Context, name: str, quiet: bool) -> None:
+def push(ctx: Context, name: str, all_tags: bool, quiet: bool) -> None:
     """Push an image to a registry."""
     from minidocker.registry.push import push as do_push
 
-    do_push(ctx.stores, name, out=(lambda _l: None) if quiet else _say)
+    do_push(ctx.stores, name, all_tags=all_tags, out=(lambda _l: None) if quiet else _say)
 
 
 @click.command("login")

@@ -8,15 +8,14 @@ Verbs taking several containers go on after a failure and exit 1 at the end, lik
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import click
 
+from minidocker.cli import runcore
 from minidocker.cli.context import Context
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -25,142 +24,36 @@ pass_ctx = click.make_pass_decorator(Context)
 _RUN_SETTINGS: dict[str, Any] = {"help_option_names": ["--help"], "allow_interspersed_args": False}
 
 
+def _click_option(flag: tuple[tuple[str, ...], str, str, str]) -> Callable[..., Any]:
+    """One row of :data:`minidocker.cli.runcore.RUN_FLAGS` as a click option (same defaults as
+    the fast parser's, so both paths build the same RunOptions)."""
+    decls, dest, kind, help_text = flag
+    value = runcore.default(dest, kind)
+    if kind == "flag":
+        return click.option(*decls, dest, is_flag=True, help=help_text)
+    if kind == "multi":
+        return click.option(*decls, dest, multiple=True, help=help_text)
+    if kind in ("int", "intopt"):
+        return click.option(*decls, dest, type=int, default=value, help=help_text)
+    return click.option(*decls, dest, default=value, help=help_text)
+
+
 def _run_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The flags ``run`` and ``create`` share (``docker run --help``)."""
-    opts = [
-        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached"),
-        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY"),
-        click.option("--name", help="Assign a name to the container"),
-        click.option("-e", "--env", multiple=True, help="Set environment variables"),
-        click.option("--env-file", multiple=True, help="Read in a file of environment variables"),
-        click.option("-w", "--workdir", default="", help="Working directory inside the container"),
-        click.option("-u", "--user", default="", help="Username or UID (format: <name|uid>[:<group|gid>])"),
-        click.option("-v", "--volume", "volumes", multiple=True, help="Bind mount a volume"),
-        click.option("--entrypoint", default=None, help="Overwrite the default ENTRYPOINT of the image"),
-        click.option("-h", "--hostname", default="", help="Container host name"),
-        click.option("--domainname", default="", help="Container NIS domain name"),
-        click.option(
-            "--init",
-            is_flag=True,
-            help="Run an init inside the container that forwards signals and reaps processes",
-        ),
-        click.option("--restart", default="no", help="Restart policy to apply when a container exits"),
-        click.option(
-            "--rm", "auto_remove", is_flag=True, help="Automatically remove the container when it exits"
-        ),
-        click.option("-m", "--memory", default="", help="Memory limit"),
-        click.option(
-            "--memory-swap",
-            default="",
-            help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap",
-        ),
-        click.option("--memory-reservation", default="", help="Memory soft limit"),
-        click.option("-c", "--cpu-shares", type=int, default=0, help="CPU shares (relative weight)"),
-        click.option("--cpus", default="", help="Number of CPUs"),
-        click.option("--cpuset-cpus", default="", help="CPUs in which to allow execution (0-3, 0,1)"),
-        click.option("--cpuset-mems", default="", help="MEMs in which to allow execution (0-3, 0,1)"),
-        click.option(
-            "--pids-limit", type=int, default=None, help="Tune container pids limit (set -1 for unlimited)"
-        ),
-        click.option(
-            "--network", "--net", "network", default="default", help="Connect a container to a network"
-        ),
-        click.option("--ip", default="", help="IPv4 address (e.g., 172.30.100.104)"),
-        click.option("--network-alias", multiple=True, help="Add network-scoped alias for the container"),
-        click.option("--dns", multiple=True, help="Set custom DNS servers"),
-        click.option("--dns-search", multiple=True, help="Set custom DNS search domains"),
-        click.option("--dns-option", multiple=True, help="Set DNS options"),
-        click.option("--add-host", multiple=True, help="Add a custom host-to-IP mapping (host:ip)"),
-        click.option("-p", "--publish", multiple=True, help="Publish a container's port(s) to the host"),
-        click.option("-P", "--publish-all", is_flag=True, help="Publish all exposed ports to random ports"),
-        click.option("--expose", multiple=True, help="Expose a port or a range of ports"),
-        click.option("--cap-add", multiple=True, help="Add Linux capabilities"),
-        click.option("--cap-drop", multiple=True, help="Drop Linux capabilities"),
-        click.option("--privileged", is_flag=True, help="Give extended privileges to this container"),
-        click.option("--security-opt", multiple=True, help="Security Options"),
-        click.option("--read-only", is_flag=True, help="Mount the container's root filesystem as read only"),
-        click.option("--group-add", multiple=True, help="Add additional groups to join"),
-        click.option("-l", "--label", multiple=True, help="Set meta data on a container"),
-        click.option("--stop-signal", default="", help="Signal to stop a container"),
-        click.option(
-            "--stop-timeout", type=int, default=None, help="Timeout (in seconds) to stop a container"
-        ),
-    ]
-    for o in reversed(opts):
-        f = o(f)
+    """The flags ``run`` and ``create`` share (``docker run --help``), from runcore's table."""
+    for flag in reversed(runcore.RUN_FLAGS):
+        f = _click_option(flag)(f)
     return f
 
 
 def _options(image: str, command: tuple[str, ...], detach: bool, kw: dict[str, Any]) -> Any:
-    from minidocker import cgroups
-    from minidocker.cli.output import key_values
-    from minidocker.container.create import RunOptions, expand_env, read_env_file
-
-    env: list[str] = []
-    for path in kw["env_file"]:
-        env += read_env_file(path)
-    env += expand_env(list(kw["env"]))
-    binds: list[str] = []
-    anonymous: list[str] = []
-    for v in kw["volumes"]:
-        # `-v /path` (one absolute path, no colon) is an anonymous volume: Config.Volumes
-        (anonymous if v.startswith("/") and ":" not in v else binds).append(v)
-    labels = key_values(kw["label"])
-    entrypoint = None if kw["entrypoint"] is None else [kw["entrypoint"]]
-    return RunOptions(
-        image=image,
-        cmd=list(command),
-        entrypoint=entrypoint,
-        env=env,
-        workdir=kw["workdir"],
-        user=kw["user"],
-        name=kw["name"],
-        hostname=kw["hostname"],
-        domainname=kw["domainname"],
-        tty=kw["tty"],
-        interactive=kw["interactive"],
-        detach=detach,
-        auto_remove=kw["auto_remove"],
-        binds=binds,
-        anonymous_volumes=anonymous,
-        network=kw["network"],
-        ip=kw["ip"],
-        network_aliases=list(kw["network_alias"]),
-        cap_add=list(kw["cap_add"]),
-        cap_drop=list(kw["cap_drop"]),
-        privileged=kw["privileged"],
-        security_opt=list(kw["security_opt"]),
-        read_only=kw["read_only"],
-        init=kw["init"],
-        restart=kw["restart"],
-        labels=labels,
-        stop_signal=kw["stop_signal"],
-        stop_timeout=kw["stop_timeout"],
-        memory=cgroups.parse_bytes(kw["memory"]) if kw["memory"] else 0,
-        memory_swap=cgroups.parse_swap(kw["memory_swap"]) if kw["memory_swap"] else 0,
-        memory_reservation=cgroups.parse_bytes(kw["memory_reservation"]) if kw["memory_reservation"] else 0,
-        cpu_shares=kw["cpu_shares"],
-        nano_cpus=cgroups.parse_cpus(kw["cpus"]) if kw["cpus"] else 0,
-        cpuset_cpus=kw["cpuset_cpus"],
-        cpuset_mems=kw["cpuset_mems"],
-        pids_limit=kw["pids_limit"],
-        dns=list(kw["dns"]),
-        dns_search=list(kw["dns_search"]),
-        dns_options=list(kw["dns_option"]),
-        extra_hosts=list(kw["add_host"]),
-        group_add=list(kw["group_add"]),
-        publish=list(kw["publish"]),
-        publish_all=kw["publish_all"],
-        expose=list(kw["expose"]),
-    )
+    return runcore.options(image, command, detach, kw)
 
 
-def _exit_now(code: int) -> None:
-    """Leave with the container's code without the interpreter's slow shutdown (module teardown,
-    GC): everything is flushed and written already. Saves ~20 ms per ``run``."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+# shared with start/exec (the fast path of `run` has them in runcore, without click)
+_exit_now = runcore.exit_now
+_raw_terminal = runcore.raw_terminal
+_proxy_signals = runcore.proxy_signals
+_attach_and_wait = runcore.attach_and_wait
 
 
 def _warn(warnings: list[str]) -> None:
@@ -168,90 +61,15 @@ def _warn(warnings: list[str]) -> None:
         click.echo(f"WARNING: {w}", err=True)
 
 
-@contextlib.contextmanager
-def _raw_terminal(enabled: bool) -> Iterator[None]:
-    """``-it`` on a terminal: keys go to the container as typed (its pty does the echoing)."""
-    if not enabled:
-        yield
-        return
-    import termios
-    import tty
-
-    saved = termios.tcgetattr(0)
-    # TCSADRAIN, not setraw's default TCSAFLUSH: flushing would discard input the monitor was just
-    # told is there (poll), and its read would then block forever
-    tty.setraw(0, termios.TCSADRAIN)
-    try:
-        yield
-    finally:
-        termios.tcsetattr(0, termios.TCSADRAIN, saved)
-
-
-@contextlib.contextmanager
-def _proxy_signals(pid: int, master: int | None) -> Iterator[None]:
-    """``--sig-proxy``: signals sent to this CLI go to the container's PID 1; SIGWINCH resizes its pty."""
-    from minidocker.container.monitor import copy_winsize
-
-    def forward(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
-
-    def resize(_signum: int, _frame: object) -> None:
-        if master is not None:
-            copy_winsize(0, master)
-
-    skip = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGWINCH, signal.SIGPIPE, signal.SIGURG}
-    saved: dict[int, Any] = {}
-    for sig in signal.valid_signals():
-        if sig in skip or sig >= signal.SIGRTMIN:
-            continue
-        with contextlib.suppress(OSError, ValueError):
-            saved[int(sig)] = signal.signal(sig, forward)
-    saved[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, resize)
-    try:
-        yield
-    finally:
-        for signum, handler in saved.items():
-            with contextlib.suppress(OSError, ValueError, TypeError):
-                signal.signal(signum, handler)
-
-
-def _attach_and_wait(handle: Any) -> int:
-    with _proxy_signals(handle.pid, handle.master_fd):
-        code: int = handle.wait()
-    return code
-
-
 @click.command("run", context_settings=_RUN_SETTINGS)
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID")
+@_click_option(runcore.DETACH)
 @_run_options
 @pass_ctx
 def run(ctx: Context, image: str, command: tuple[str, ...], detach: bool, **kw: Any) -> None:
     """Run a command in a new container."""
-    from minidocker.errors import InvalidInput
-
-    opts = _options(image, command, detach, kw)
-    if opts.interactive and opts.tty and not detach and not os.isatty(0):
-        raise InvalidInput("the input device is not a TTY")
-    if detach and opts.auto_remove and opts.restart not in ("", "no"):
-        raise InvalidInput("Conflicting options: --restart and --rm")
-    rt = ctx.runtime
-    c, warnings = rt.create(opts)
-    _warn(warnings)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    if detach:
-        rt.start(c)
-        click.echo(c.id)
-        return
-    # raw before the monitor exists: it starts copying our stdin at once, so the terminal must
-    # not change under it
-    with _raw_terminal(opts.tty and opts.interactive and os.isatty(0)):
-        handle = rt.start(c, foreground=True, stdin=opts.interactive)
-        code = _attach_and_wait(handle)
-    _exit_now(code)
+    runcore.run_container(ctx, _options(image, command, detach, kw))
 
 
 @click.command("create", context_settings=_RUN_SETTINGS)

@@ -285,6 +285,8 @@ def _read_seccomp_file(so: str) -> str:
 def seccomp_profile(hc: HostConfig) -> str:
     """config.v2.json's ``SeccompProfile`` (daemon ``parseSecurityOpt``): "" for Docker's default,
     "unconfined", or the profile's JSON. ``--privileged`` leaves it "" (it is unconfined anyway)."""
+    if not hc.security_opt:
+        return ""  # (without importing the namespaces chapter: the monitor does, meanwhile)
     from minidocker.namespaces.seccomp import option
 
     return option(hc.security_opt) or ""

@@ -24,8 +24,6 @@ b'options edns0\\n\\nnameserver 8.8.8.8\\nnameserver 8.8.4.4\\n'
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import os
 import re
 from collections.abc import Sequence
@@ -80,6 +78,8 @@ def parse_extra_hosts(
                 raise InvalidInput("unable to derive the IP value for host-gateway")
             ip = host_gateway_ip
         else:
+            import ipaddress  # only for --add-host: not on every start
+
             try:
                 ipaddress.ip_address(ip)
             except ValueError:
@@ -169,7 +169,9 @@ def hash_data(data: bytes) -> str:
     >>> hash_data(b"")
     'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
     """
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    from minidocker.image.digest import sha256_digest  # no OpenSSL load for ~100 bytes
+
+    return sha256_digest(data)
 
 
 def _lines(content: bytes) -> list[bytes]:

@@ -42,6 +42,7 @@ from minidocker.container.create import (
     parse_signal,
     seccomp_profile,
 )
+from minidocker.container.prepare import Prepared
 from minidocker.container.state import ZERO_TIME, Container, now_rfc3339
 from minidocker.container.store import ContainerStore
 from minidocker.errors import (
@@ -211,7 +212,10 @@ class Runtime:
         with contextlib.suppress(MinidockerError, ValueError, OSError):
             cg = cgroups.open_cgroup(c.id)
             if cg.exists():
-                cg.kill_all(signal.SIGKILL)
+                # an empty cgroup stays empty (no process is left to fork into it): no freeze,
+                # kill and thaw round (~1 ms) for the usual case, a container that has exited
+                if cg.procs():
+                    cg.kill_all(signal.SIGKILL)
                 cg.remove()
             cgroups.cleanup_parent()
         with contextlib.suppress(MinidockerError, OSError):
@@ -250,14 +254,18 @@ class Runtime:
             released = network.release(self.stores, c.id)
         if not released and not c.network_settings.sandbox_key:
             return
+        if c.host_config.auto_remove and not c.state.running:
+            return  # --rm: the record goes next (a record left by a failed rm is cleared next time)
 
         def forget(x: Container) -> None:
             from minidocker.container.state import EndpointSettings
 
             ns = x.network_settings
             ns.sandbox_id = ns.sandbox_key = ""
-            for name, ep in (ns.networks or {}).items():
-                ns.networks[name] = EndpointSettings(ipam_config=ep.ipam_config, network_id=ep.network_id)  # type: ignore[index]
+            for name, ep in (ns.networks or {}).items():  # cleanOperationalData: config stays
+                ns.networks[name] = EndpointSettings(  # type: ignore[index]
+                    ipam_config=ep.ipam_config, aliases=ep.aliases, network_id=ep.network_id
+                )
 
         with contextlib.suppress(MinidockerError, OSError):
             self.update(c.id, forget)
@@ -329,7 +337,12 @@ class Runtime:
                 c.no_new_privileges = no_new_privileges(hc)  # parseSecurityOpt records it
                 c.seccomp_profile = seccomp_profile(hc)  # and the profile ("unconfined", JSON)
                 self.containers.save(c)
-            self.stores.layers.create_rw_layer(c.id, self.stores.top_layer(image_id))
+            # a --rm container's layers are deleted when it exits: the init layer's short mount
+            # (populated, then unmounted, in here) needs no syncfs of the whole disk at unmount
+            # (Overlay2Driver.volatile_mounts). Not the container's root: its mount options are
+            # visible inside (/proc/self/mountinfo) and must read as Docker's.
+            with self.stores.driver.volatile_mounts(bool(hc.auto_remove)):
+                self.stores.layers.create_rw_layer(c.id, self.stores.top_layer(image_id))
         except BaseException:
             with contextlib.suppress(Exception):
                 self._release_mounts(c, remove_anonymous=True)
@@ -339,12 +352,22 @@ class Runtime:
         return c, warnings
 
     # -- start ----------------------------------------------------------------------------------
+    def prepare(self, *, foreground: bool = False, stdin: bool = False) -> Prepared:
+        """Fork the monitor of a container that is about to be created (``run``): it warms up on
+        the other core while we ``create`` (:mod:`minidocker.container.prepare`). Pass it to
+        :meth:`start`, or :meth:`Prepared.cancel` it."""
+        from minidocker.container.prepare import fork_monitor
+
+        # forked before create takes the data-root lock: nothing of ours is held across the fork
+        return fork_monitor(lambda: self, foreground=foreground, stdin=stdin)
+
     def start(
         self,
         c: Container,
         *,
         foreground: bool = False,
         stdin: bool = False,
+        prepared: Prepared | None = None,
     ) -> StartHandle:
         """Fork the container's monitor and return once the command runs.
 
@@ -355,20 +378,38 @@ class Runtime:
         everything the attempt set up is undone; the state keeps Docker's ``Error``/``ExitCode``.
         """
         from minidocker.cgroups.warm import warm_attach_until_readable
-        from minidocker.container import monitor
 
-        c = self.reconcile(c)
-        if c.state.running:
-            return StartHandle(c.id, c.state.pid, 0)
-        if c.state.removal_in_progress or c.state.dead:
-            raise Conflict(f"container {c.id} is marked for removal and cannot be started", subject=c.id)
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        # Nothing of ours may be held across the fork: the data-root lock is per open file.
-        pid = os.fork()
-        if pid == 0:  # the monitor: never returns
-            ours.close()
-            monitor.run(self, c.id, theirs, foreground=foreground, stdin=stdin)
-        theirs.close()
+        try:
+            c = self.reconcile(c)
+            if c.state.running:
+                if prepared is not None:
+                    prepared.cancel()
+                return StartHandle(c.id, c.state.pid, 0)
+            if c.state.removal_in_progress or c.state.dead:
+                raise Conflict(f"container {c.id} is marked for removal and cannot be started", subject=c.id)
+        except BaseException:
+            if prepared is not None:
+                prepared.cancel()
+            raise
+        netmode = c.host_config.network_mode
+        if netmode not in ("none", "host") and not netmode.startswith("container:"):
+            from minidocker.network import helper  # chapter 6: pyroute2 loads on the other core
+
+            helper.start()  # (`run` started it earlier)
+        if prepared is not None:  # forked before create (`run`), warm by now: go
+            ours, pid = prepared.sock, prepared.pid
+            with contextlib.suppress(OSError):  # it died: its report below is empty (125)
+                ours.sendall(f"go {c.id}\n".encode())
+        else:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            # Nothing of ours may be held across the fork: the data-root lock is per open file.
+            pid = os.fork()
+            if pid == 0:  # the monitor: never returns
+                ours.close()
+                from minidocker.container import monitor
+
+                monitor.run(self, c.id, theirs, foreground=foreground, stdin=stdin)
+            theirs.close()
         chunks: builtins.list[bytes] = []
         master = None
         with ours:
@@ -382,6 +423,8 @@ class Runtime:
                 if not data:
                     break
                 chunks.append(data)
+        if netmode not in ("none", "host") and not netmode.startswith("container:"):
+            helper.release()  # the monitor has its own copy; a next start gets a helper of its own
         report = b"".join(chunks).decode(errors="replace")
         kind, _, rest = report.partition(" ")
         if kind != "ok":

@@ -70,6 +70,10 @@ class _Stdio:
     keep: list[int] = field(default_factory=list)  # held open for the container's life (-di stdin)
     console: socket.socket | None = None  # -t: the pty master arrives here (runc's console socket)
     copy_stdin: bool = False
+    # what _launch records in config.v2.json (etc files, mounts, endpoint): saved together with the
+    # "running" state (or with the error of a failed start), not in a save of its own: one
+    # fsync'd config.v2.json write less per start; Docker records them in that checkpoint too
+    record: Callable[[Container], None] | None = None
 
 
 def _stdio(c: Container, *, foreground: bool, stdin: bool) -> _Stdio:
@@ -144,6 +148,8 @@ def _share_etc_files(x: Container, other: Container) -> None:
 
 @dataclass
 class _Launched:
+    """The container process the monitor started, its cgroup and stdio."""
+
     pid: int
     cgroup: Cgroup
     io: _Stdio
@@ -173,13 +179,13 @@ def _launch(rt: Runtime, cid: str, io: _Stdio) -> _Launched:
             raise MinidockerError(f"cannot join network of a non running container: {other.id}", subject=cid)
         namespaces.discard("net")
         netns_path = f"/proc/{other.state.pid}/ns/net"
-    endpoint = None
+    endpoints: list[Any] = []
     if netns_path is None and mode != "host" and mode != "none":
-        from minidocker import network  # chapter 6: an address now, the veth once the process exists
+        from minidocker import network  # chapter 6: addresses now, the veths once the process exists
 
-        endpoint = network.allocate(
-            rt.stores, cid, mode, requested_ip=_requested_ip(c), name=c.name, aliases=_aliases(c, mode)
-        )
+        sandbox = _new_sandbox()
+        endpoints = network.allocate_all(rt.stores, c, sandbox_key=sandbox[1])
+    endpoint = endpoints[0] if endpoints else None
     published = _bind_ports(c) if endpoint is not None else []  # chapter 7: a taken port fails here
     if netns_path is not None:
         # --network container:<x> shares x's etc files as well as its network (initializeNetworking)
@@ -190,7 +196,7 @@ def _launch(rt: Runtime, cid: str, io: _Stdio) -> _Launched:
             hostname=c.config.get("Hostname") or "",
             domainname=c.config.get("Domainname") or "",
             extra_hosts=hc.extra_hosts,
-            ips=[endpoint.ip] if endpoint else (),
+            ips=[ep.ip for ep in endpoints],
         )
         resolv = etcfiles.container_resolv_conf(
             mode, dns=hc.dns, dns_search=hc.dns_search, dns_options=hc.dns_options
@@ -217,10 +223,10 @@ def _launch(rt: Runtime, cid: str, io: _Stdio) -> _Launched:
         x.mount_points = c.mount_points
         x.hostname_path, x.hosts_path, x.resolv_conf_path = c.hostname_path, c.hosts_path, c.resolv_conf_path
         if endpoint is not None:
-            _record_endpoint(x, endpoint)
+            _record_endpoints(x, endpoints, sandbox[0])
             x.network_settings.ports = _port_settings(c, published)
 
-    rt.update(cid, record)
+    io.record = record  # saved with the running state by _supervise (or with the error)
 
     cg = cgroups.open_cgroup(cid)
     cg.create()
@@ -258,7 +264,8 @@ def _launch(rt: Runtime, cid: str, io: _Stdio) -> _Launched:
         if endpoint is not None:
             from minidocker import network
 
-            network.attach(rt.stores, endpoint, pid, sandbox_key=endpoint.sandbox_key)
+            for ep in endpoints:
+                network.attach(rt.stores, ep, pid)
             if published:
                 from minidocker import portmap
 
@@ -273,14 +280,6 @@ def _launch(rt: Runtime, cid: str, io: _Stdio) -> _Launched:
 
             portmap.close(published)  # the proxies hold their own copies of the sockets
     return _Launched(started.pid, cg, io)
-
-
-def _requested_ip(c: Container) -> str:
-    """``--ip``: NetworkSettings.Networks[<net>].IPAMConfig.IPv4Address, recorded at create."""
-    for ep in (c.network_settings.networks or {}).values():
-        if ep.ipam_config and ep.ipam_config.get("IPv4Address"):
-            return str(ep.ipam_config["IPv4Address"])
-    return ""
 
 
 def _bind_ports(c: Container) -> list[Any]:
@@ -307,22 +306,20 @@ def _port_settings(c: Container, published: list[Any]) -> Any:
     }
 
 
-def _aliases(c: Container, mode: str) -> list[str]:
-    """``--network-alias``: NetworkSettings.Networks[<net>].Aliases, recorded at create."""
-    ep = (c.network_settings.networks or {}).get(mode)
-    return [a for a in (ep.aliases or []) if a != c.id[:12]] if ep else []
-
-
-def _record_endpoint(x: Container, endpoint: Any) -> None:
-    """The sandbox and the endpoint's addresses in config.v2.json (cleared again by teardown)."""
+def _new_sandbox() -> tuple[str, str]:
+    """(SandboxID, SandboxKey): the /run/netns entry the endpoint record names before it exists."""
     from minidocker.fsutil import random_id
     from minidocker.network.netlink import NETNS_DIR
 
     sandbox = random_id()
-    endpoint.sandbox_key = f"{NETNS_DIR}/{sandbox[:12]}"
-    x.network_settings.sandbox_id = sandbox
-    x.network_settings.sandbox_key = endpoint.sandbox_key
-    x.network_settings.networks = {endpoint.network_name: endpoint.settings()}
+    return sandbox, f"{NETNS_DIR}/{sandbox[:12]}"
+
+
+def _record_endpoints(x: Container, endpoints: list[Any], sandbox_id: str) -> None:
+    """The sandbox and each endpoint's addresses in config.v2.json (cleared again by teardown)."""
+    x.network_settings.sandbox_id = sandbox_id
+    x.network_settings.sandbox_key = endpoints[0].sandbox_key
+    x.network_settings.networks = {ep.network_name: ep.settings() for ep in endpoints}
 
 
 def _wait(pid: int) -> int:
@@ -367,6 +364,53 @@ def run(rt: Runtime, cid: str, report: socket.socket, *, foreground: bool, stdin
         os._exit(code)
 
 
+def run_prepared(
+    runtime: Callable[[], Runtime], sock: socket.socket, *, foreground: bool, stdin: bool
+) -> NoReturn:
+    """A monitor forked before the container exists (:mod:`minidocker.container.prepare`): it
+    imports what a start needs and builds the default seccomp filter on the other core while the
+    CLI creates the container, then reads ``go <id>`` and is :func:`run` from there (with the
+    Runtime ``runtime()`` makes). EOF instead (the create failed, or the CLI died): it exits.
+    Never returns."""
+    code = 125
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C is the CLI's: it closes the socket
+        with contextlib.suppress(Exception):  # only a head start: the start itself redoes it
+            _warm()
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(256)
+            if not chunk:
+                break
+            data += chunk
+        verb, _, cid = data.decode().strip().partition(" ")
+        if verb == "go" and cid:
+            code = _monitor(runtime(), cid, sock, foreground=foreground, stdin=stdin)
+        else:
+            code = 0  # cancelled: nothing was started
+    except BaseException:  # noqa: BLE001 (never return into the CLI)
+        with contextlib.suppress(Exception):
+            if os.environ.get("MINIDOCKER_DEBUG"):
+                import traceback
+
+                traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _warm() -> None:
+    """Imports of the start path (with this host's cgroup driver, whose version ``detect`` then
+    remembers), and Docker's default seccomp filter (cached by ``seccomp.program``)."""
+    import importlib
+
+    from minidocker import cgroups
+    from minidocker.container import etcfiles, jsonlog, lifecycle, pump  # noqa: F401
+    from minidocker.namespaces import process
+
+    importlib.import_module(f"minidocker.cgroups.{cgroups.detect()}")
+    process.prepare_default_filter()
+
+
 def _report(sock: socket.socket | None, text: str, fds: list[int] | None = None) -> None:
     """One message to the starting CLI (with the pty master for -t, so it can resize it)."""
     if sock is None:
@@ -396,6 +440,19 @@ def _running(log_path: str, pid: int) -> Callable[[Container], None]:
     return change
 
 
+def _both(
+    first: Callable[[Container], None] | None, then: Callable[[Container], None]
+) -> Callable[[Container], None]:
+    """One read-modify-write of config.v2.json for two changes."""
+
+    def change(x: Container) -> None:
+        if first is not None:
+            first(x)
+        then(x)
+
+    return change
+
+
 def _exited(code: int, oom: bool) -> Callable[[Container], None]:
     def change(x: Container) -> None:
         x.state.running = x.state.paused = x.state.restarting = False
@@ -416,13 +473,15 @@ def _not_restarting(x: Container) -> None:
     x.state.running = x.state.restarting = False
 
 
-def _start_failed(rt: Runtime, cid: str, e: Exception) -> int:
+def _start_failed(
+    rt: Runtime, cid: str, e: Exception, record: Callable[[Container], None] | None = None
+) -> int:
     from minidocker.container.lifecycle import start_error_state
 
     code = e.exit_code if isinstance(e, MinidockerError) else 125
     message = str(e)
     with contextlib.suppress(Exception):
-        c = rt.update(cid, lambda x: start_error_state(x, code, message))
+        c = rt.update(cid, _both(record, lambda x: start_error_state(x, code, message)))
         rt.teardown(c)
         if c.host_config.auto_remove:
             rt.remove(cid, force=True)
@@ -474,7 +533,7 @@ def _supervise(
             if io.console is not None:
                 master = _receive_console(io, winsize_from=0 if attached else None)
         except Exception as e:  # noqa: BLE001 (reported to the caller as one line)
-            err = _start_failed(rt, cid, e)
+            err = _start_failed(rt, cid, e, io.record)
             _report(report, f"err {err} {e}")
             return err
         finally:
@@ -483,7 +542,7 @@ def _supervise(
                     os.close(fd)
         log_path = rt.containers.log_path(cid)
         log = JsonLogWriter(log_path)
-        rt.update(cid, _running(log_path, launched.pid))
+        rt.update(cid, _both(io.record, _running(log_path, launched.pid)))
         trace.emit(f"container {cid[:12]} running as pid {launched.pid}")
         _report(report, f"ok {launched.pid}", [master] if master is not None and attached else None)
         report = None

@@ -27,16 +27,19 @@ Use::
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from minidocker import fsutil, gojson, trace
-from minidocker.container.etcfiles import ResolvConf, host_hostname, hostname_file
 from minidocker.container.hostconfig import HostConfig
 from minidocker.container.state import Container, NetworkSettings, entrypoint_and_args
 from minidocker.errors import Conflict, CorruptStore, InvalidInput, MinidockerError, NotFound
 from minidocker.storage.overlay2 import remove_tree
+
+if TYPE_CHECKING:
+    from minidocker.container.etcfiles import ResolvConf
 
 CONFIG = "config.v2.json"
 HOSTCONFIG = "hostconfig.json"
@@ -194,10 +197,17 @@ class ContainerStore:
         return out
 
     def names(self) -> dict[str, str]:
-        """``/name`` -> container id."""
+        """``/name`` -> container id (of every readable container; no order needed, so no
+        timestamps parsed and no HostConfig built: ``create`` asks this every time)."""
         out: dict[str, str] = {}
-        for c in self.list():
-            out[c.name] = c.id
+        for cid in self.ids():
+            try:
+                with open(os.path.join(self.dir(cid), CONFIG), "rb") as f:
+                    name = json.loads(f.read()).get("Name")
+            except (OSError, ValueError, AttributeError):
+                continue  # gone meanwhile, or unreadable: list() skips it too
+            if isinstance(name, str):
+                out[name] = cid
         return out
 
     def get(self, ref: str) -> Container:
@@ -284,9 +294,12 @@ class ContainerStore:
             full_name = self._reserve_name(name, container_id, self.names())
             if not config.get("Hostname"):
                 # generateHostname: the short id, or the host's name when sharing its network
-                config["Hostname"] = (
-                    host_hostname() if host_config.network_mode == "host" else container_id[:12]
-                )
+                if host_config.network_mode == "host":
+                    from minidocker.container.etcfiles import host_hostname  # (the monitor's module)
+
+                    config["Hostname"] = host_hostname()
+                else:
+                    config["Hostname"] = container_id[:12]
             c = Container(
                 id=container_id,
                 name=full_name,
@@ -356,13 +369,20 @@ class ContainerStore:
             if not os.path.isdir(mounts):
                 os.mkdir(mounts, 0o710)
                 os.chmod(mounts, 0o710)
+            # hostname, hosts, resolv.conf: rewritten on every start, and Docker writes them without
+            # an fsync (BuildHostnameFile, etchosts.Build, resolvconf.Build: os.WriteFile); we keep
+            # the rename so `exec`/`cp` never read half a file. resolv.conf.hash is fsync'd, as
+            # libnetwork's ioutils.AtomicWriteFile does.
+            from minidocker.container.etcfiles import hostname_file
+
             c.hostname_path = os.path.join(d, "hostname")
-            fsutil.atomic_write(c.hostname_path, hostname_file(c.config.get("Hostname") or ""), 0o644)
+            hostname = hostname_file(c.config.get("Hostname") or "")
+            fsutil.atomic_write(c.hostname_path, hostname, 0o644, sync=False)
             c.hosts_path = os.path.join(d, "hosts")
             if hosts is not None:
-                fsutil.atomic_write(c.hosts_path, hosts, 0o644)
+                fsutil.atomic_write(c.hosts_path, hosts, 0o644, sync=False)
             c.resolv_conf_path = os.path.join(d, "resolv.conf")
             if resolv is not None:
-                fsutil.atomic_write(c.resolv_conf_path, resolv.content, 0o644)
+                fsutil.atomic_write(c.resolv_conf_path, resolv.content, 0o644, sync=False)
                 if resolv.hash is not None:
                     fsutil.atomic_write(c.resolv_conf_path + ".hash", resolv.hash.encode(), 0o644)

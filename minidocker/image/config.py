@@ -12,7 +12,7 @@ the registry's bytes untouched; only configs we create go through here.
 
 from __future__ import annotations
 
-import platform
+import os
 from typing import Any
 
 from minidocker import DOCKER_VERSION, gojson
@@ -75,7 +75,7 @@ def normalize_container_config(cfg: dict[str, Any] | None) -> dict[str, Any] | N
 
 def go_arch() -> str:
     """runtime.GOARCH of this machine."""
-    machine = platform.machine().lower()
+    machine = os.uname().machine.lower()  # platform.machine(), without importing platform
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "i386": "386"}.get(
         machine, machine
     )

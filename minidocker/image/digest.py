@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
+from typing import Any
 
 from minidocker import trace
 from minidocker.errors import InvalidInput
@@ -16,8 +16,28 @@ from minidocker.errors import InvalidInput
 _HEX64 = re.compile(r"[a-f0-9]{64}")
 
 
+def _small_sha256() -> Any:
+    """The SHA-256 constructor for small in-memory values: CPython's built-in one when it has it
+    (``_sha2`` from 3.12, ``_sha256`` before), so that ``run`` (image config check, chain ids,
+    resolv.conf.hash) never loads OpenSSL through hashlib (~2 ms of every start). Streams of layer
+    data use hashlib (OpenSSL is faster there)."""
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        try:
+            from _sha256 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]
+        except ImportError:
+            from hashlib import sha256  # type: ignore[assignment,unused-ignore]
+    return sha256
+
+
 def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    """``digest.FromBytes``: ``sha256:<hex>`` of a small value.
+
+    >>> sha256_digest(b"")
+    'sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'
+    """
+    return "sha256:" + _small_sha256()(data).hexdigest()
 
 
 def validate(digest: str) -> str:

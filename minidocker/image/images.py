@@ -46,14 +46,15 @@ def short_id(image_id: str) -> str:
 
 
 # -- human formatting (go-units) ---------------------------------------------------------------
-def human_size(size: float) -> str:
-    """``units.HumanSizeWithPrecision(size, 3)``: decimal units, 3 significant digits."""
+def human_size(size: float, precision: int = 3) -> str:
+    """``units.HumanSizeWithPrecision(size, 3)``: decimal units, 3 significant digits
+    (``precision=4`` is ``units.HumanSize``, what the prune commands print)."""
     units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
     i = 0
     while size >= 1000 and i < len(units) - 1:
         size /= 1000.0
         i += 1
-    text = f"{size:.3g}"
+    text = f"{size:.{precision}g}"
     if "e" in text:  # Go's %g switches to exponent form only beyond precision; avoid it here
         text = str(round(size))
     return text + units[i]
@@ -98,6 +99,8 @@ def created_ago(created: str) -> str:
 # -- listing -----------------------------------------------------------------------------------
 @dataclass
 class ImageRow:
+    """One line of ``images``."""
+
     repository: str
     tag: str
     digest: str
@@ -181,6 +184,18 @@ def containers_using(stores: Stores, image_id: str) -> list[tuple[str, bool]]:
     return out
 
 
+def _single_reference(refs: list[reference.Reference]) -> bool:
+    """moby ``isSingleReference``: one name, or one tag plus digest refs of the same repository."""
+    if len(refs) <= 1:
+        return len(refs) == 1
+    tags = [r for r in refs if r.digest is None]
+    canonical = {r.familiar_name for r in refs if r.digest is not None}
+    if len(tags) > 1:
+        return False
+    single = tags[0] if tags else refs[0]
+    return len(canonical) == 1 and single.familiar_name in canonical
+
+
 def remove_image(stores: Stores, name: str, *, force: bool = False, prune: bool = True) -> list[str]:
     """``rmi``: returns the ``Untagged: …`` / ``Deleted: …`` lines, as Docker prints them."""
     image_id = resolve(stores, name)
@@ -192,6 +207,16 @@ def remove_image(stores: Stores, name: str, *, force: bool = False, prune: bool 
             ref = reference.parse(name)
             if ref.tag is None and ref.digest is None:
                 ref = ref.with_default_tag()
+            # moby ImageDelete: the last name of an image a container uses is not removed
+            # without force (the image would be left dangling); `image prune -a` relies on it
+            if not force and _single_reference(refs):
+                users = containers_using(stores, image_id)
+                if users:
+                    raise Conflict(
+                        f'conflict: unable to remove repository reference "{name}" (must force) - '
+                        f"container {users[0][0][:12]} is using its referenced image {short_id(image_id)}",
+                        subject=image_id,
+                    )
             stores.refs.delete(ref)
             lines.append(f"Untagged: {ref.familiar_string()}")
             remaining = stores.refs.references(image_id)
@@ -251,6 +276,8 @@ def remove_image(stores: Stores, name: str, *, force: bool = False, prune: bool 
 # -- history and inspect -----------------------------------------------------------------------
 @dataclass
 class HistoryRow:
+    """One line of ``history``."""
+
     image_id: str  # "<missing>" where no local image corresponds
     created: str
     created_by: str

@@ -15,8 +15,6 @@ nothing in the store can lie about it (files whose hash does not match are ignor
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import hashlib
 import json
 import os
 from typing import Any
@@ -46,7 +44,7 @@ class ImageStore:
             raise InvalidInput(f"invalid image config JSON: {e}") from None
         if not isinstance(parsed, dict) or not isinstance(parsed.get("rootfs"), dict):
             raise InvalidInput("invalid image JSON, no RootFS key")
-        image_id = "sha256:" + hashlib.sha256(config).hexdigest()
+        image_id = digest.sha256_digest(config)
         path = os.path.join(self.content, image_id[7:])
         with self.lock.held():
             if not os.path.exists(path):
@@ -63,7 +61,7 @@ class ImageStore:
                 data = f.read()
         except FileNotFoundError:
             raise NotFound(f"No such image: {image_id}", subject=image_id) from None
-        if "sha256:" + hashlib.sha256(data).hexdigest() != image_id:
+        if digest.sha256_digest(data) != image_id:  # (read on every `run`: no OpenSSL load)
             raise CorruptStore(f"image {image_id}: content does not match its digest", subject=image_id)
         return data
 
@@ -118,6 +116,11 @@ class ImageStore:
         except FileNotFoundError:
             return None
 
+    def delete_metadata(self, image_id: str, key: str) -> None:
+        """Drop one metadata entry (a child's ``parent`` when the parent goes, as moby's store does)."""
+        with self.lock.held(), contextlib.suppress(FileNotFoundError):
+            os.unlink(self._meta(image_id, key))
+
     def set_parent(self, image_id: str, parent_id: str) -> None:
         digest.validate(parent_id)
         self.set_metadata(image_id, "parent", parent_id.encode())
@@ -135,6 +138,7 @@ class ImageStore:
 
 def local_rfc3339nano() -> str:
     """Now, in local time, as Go's RFC3339Nano (``Z`` when the local zone is UTC)."""
+    import datetime as dt  # here: `run` reads this store and must not pay for datetime
     import time
 
     ns = time.time_ns()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -40,11 +40,54 @@ TARSPLIT = "tar-split.json.gz"
 
 @dataclass(frozen=True)
 class Layer:
+    """One ``layerdb/sha256/<chain-id>`` entry."""
+
     chain_id: str  # "sha256:<hex>"
     diff_id: str
     parent: str | None  # parent chain id
     cache_id: str
     size: int
+
+
+@dataclass(frozen=True)
+class PendingLayer:
+    """A layer between :meth:`LayerStore.begin` and :meth:`LayerStore.commit`."""
+
+    cache_id: str
+    tmp: str  # layerdb/tmp/write-set-*
+    parent_cache_id: str | None
+
+    @property
+    def tarsplit(self) -> str:
+        return os.path.join(self.tmp, TARSPLIT)
+
+
+def extract_into(
+    stream: BinaryIO,
+    diff_dir: str,
+    tarsplit_path: str,
+    *,
+    eof_empty_segment: bool = True,
+    stream_digest: Callable[[], str] | None = None,
+) -> str:
+    """One streaming pass: extract the layer tar into ``diff_dir``, record its tar-split at
+    ``tarsplit_path``; returns the DiffID. (``register``'s middle; ``pull``'s extract worker.)"""
+    from minidocker.archive import extract, tarstream
+    from minidocker.image import tarsplit
+
+    writer = tarsplit.TarSplitWriter(tarsplit_path)
+    try:
+        reader = tarstream.TarReader(
+            stream, observer=writer, eof_empty_segment=eof_empty_segment, digest=stream_digest is None
+        )
+        # symlinks="chroot": like dockerd, which applies layers inside a chroot, a relative
+        # link may climb above the root (usr/lib/x -> ../../../lib/x); every later
+        # operation resolves inside the root anyway (RESOLVE_IN_ROOT), so nothing escapes.
+        extract.apply_layer(reader, diff_dir, symlinks="chroot")
+        reader.finish()
+    finally:
+        writer.close()
+    return reader.diff_id if stream_digest is None else stream_digest()
 
 
 @dataclass(frozen=True)
@@ -131,66 +174,103 @@ class LayerStore:
         *,
         eof_empty_segment: bool = True,
         expected_diff_id: str | None = None,
+        stream_digest: Callable[[], str] | None = None,
     ) -> Layer:
         """Apply an uncompressed layer tar on top of ``parent`` (a chain id) and register it.
 
         ``eof_empty_segment``: whether the source reports EOF with a separate empty read (a plain
         file) or together with the last data (gzip); tar-split records the difference.
         Raises InvalidInput if the DiffID differs from ``expected_diff_id``; nothing stays behind.
+        ``stream_digest``: the stream hashes itself (``pull`` does it on the other core); called
+        after EOF, it returns the DiffID, and the tar reader skips its own SHA-256.
+        """
+        parent_layer = self.get(parent) if parent else None
+        pending = self.begin(parent_layer.cache_id if parent_layer else None)
+        try:
+            diff_id = extract_into(
+                stream,
+                self.driver.diff_path(pending.cache_id),
+                pending.tarsplit,
+                eof_empty_segment=eof_empty_segment,
+                stream_digest=stream_digest,
+            )
+            size = self.driver.size(pending.cache_id)
+            return self.commit(pending, parent, diff_id, size, expected_diff_id=expected_diff_id)
+        except BaseException:
+            self.abandon(pending)
+            raise
+
+    def begin(self, parent_cache_id: str | None) -> PendingLayer:
+        """The first half of :meth:`register`: an empty overlay2 layer on ``parent_cache_id`` and
+        its ``write-set-*`` dir. Fill ``diff_path(cache_id)`` and ``tarsplit`` (any process may),
+        then :meth:`commit` in layer order, or :meth:`abandon`.
+
+        ``pull`` begins every layer first, then extracts several at once (a layer's ``diff``
+        does not depend on its parent's content), and commits them base first.
         """
         import tempfile  # only registering needs it (not `run`)
 
-        from minidocker.archive import extract, tarstream
-        from minidocker.image import tarsplit
-
-        parent_layer = self.get(parent) if parent else None
         cache_id = fsutil.random_id()
         tmp = tempfile.mkdtemp(prefix="write-set-", dir=self.tmp_dir)  # 0700, like os.MkdirTemp
-        created = False
         try:
-            self.driver.create(cache_id, parent_layer.cache_id if parent_layer else None)
-            created = True
-            writer = tarsplit.TarSplitWriter(os.path.join(tmp, TARSPLIT))
-            try:
-                reader = tarstream.TarReader(stream, observer=writer, eof_empty_segment=eof_empty_segment)
-                # symlinks="chroot": like dockerd, which applies layers inside a chroot, a relative
-                # link may climb above the root (usr/lib/x -> ../../../lib/x); every later
-                # operation resolves inside the root anyway (RESOLVE_IN_ROOT), so nothing escapes.
-                extract.apply_layer(reader, self.driver.diff_path(cache_id), symlinks="chroot")
-                reader.finish()
-            finally:
-                writer.close()
-            diff_id = reader.diff_id
-            trace.emit(lambda: f"diffID = sha256(layer tar) = {diff_id}")
-            if expected_diff_id is not None and diff_id != expected_diff_id:
-                raise InvalidInput(
-                    f"layer diff ID mismatch: expected {expected_diff_id}, got {diff_id}", subject=diff_id
-                )
-            chain_id = digest.chain_id_step(parent, diff_id)
-            size = self.driver.size(cache_id)
-            files = {"diff": diff_id, "size": str(size), "cache-id": cache_id}
-            if parent:
-                files["parent"] = parent
-            for name, value in files.items():
-                fsutil.write_new(os.path.join(tmp, name), value.encode(), 0o644)
-            os.chmod(os.path.join(tmp, TARSPLIT), 0o644)
-            final = self._dir(chain_id)
-            with self.lock.held():
-                if os.path.exists(final):
-                    # Someone registered the same chain meanwhile (or it existed): keep theirs.
-                    existing = self.get(chain_id)
-                    self.driver.remove(cache_id)
-                    remove_tree(tmp)
-                    return existing
-                os.rename(tmp, final)
-                trace.emit(lambda: f"rename {tmp} -> {final}")
-            return Layer(chain_id, diff_id, parent, cache_id, size)
+            self.driver.create(cache_id, parent_cache_id)
         except BaseException:
-            if created:
-                with contextlib.suppress(Exception):
-                    self.driver.remove(cache_id)
             remove_tree(tmp)
             raise
+        return PendingLayer(cache_id, tmp, parent_cache_id)
+
+    def commit(
+        self,
+        pending: PendingLayer,
+        parent: str | None,
+        diff_id: str,
+        size: int,
+        *,
+        expected_diff_id: str | None = None,
+    ) -> Layer:
+        """Make a begun layer visible as ``sha256/<chain-id>`` (``parent`` must be registered).
+
+        On error the caller still owns ``pending`` (:meth:`abandon` it)."""
+        trace.emit(lambda: f"diffID = sha256(layer tar) = {diff_id}")
+        if expected_diff_id is not None and diff_id != expected_diff_id:
+            raise InvalidInput(
+                f"layer diff ID mismatch: expected {expected_diff_id}, got {diff_id}", subject=diff_id
+            )
+        parent_cache_id = self.get(parent).cache_id if parent else None
+        if parent_cache_id != pending.parent_cache_id:
+            # begun on a parent that lost a race to an identical layer: point ``lower`` at the winner
+            lowers = (
+                [f"l/{self.driver.link(parent_cache_id)}", *self.driver.lower(parent_cache_id)]
+                if parent_cache_id
+                else []
+            )
+            fsutil.atomic_write(
+                os.path.join(self.driver.dir(pending.cache_id), "lower"), ":".join(lowers).encode(), 0o644
+            )
+        chain_id = digest.chain_id_step(parent, diff_id)
+        tmp, cache_id = pending.tmp, pending.cache_id
+        files = {"diff": diff_id, "size": str(size), "cache-id": cache_id}
+        if parent:
+            files["parent"] = parent
+        for name, value in files.items():
+            fsutil.write_new(os.path.join(tmp, name), value.encode(), 0o644)
+        os.chmod(os.path.join(tmp, TARSPLIT), 0o644)
+        final = self._dir(chain_id)
+        with self.lock.held():
+            if os.path.exists(final):
+                # Someone registered the same chain meanwhile (or it existed): keep theirs.
+                existing = self.get(chain_id)
+                self.abandon(pending)
+                return existing
+            os.rename(tmp, final)
+            trace.emit(lambda: f"rename {tmp} -> {final}")
+        return Layer(chain_id, diff_id, parent, cache_id, size)
+
+    def abandon(self, pending: PendingLayer) -> None:
+        """Remove a begun, uncommitted layer (its overlay2 dir and write-set dir)."""
+        with contextlib.suppress(Exception):
+            self.driver.remove(pending.cache_id)
+        remove_tree(pending.tmp)
 
     # -- removing ------------------------------------------------------------------------------
     def remove(self, chain_id: str) -> None:

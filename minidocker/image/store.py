@@ -32,6 +32,8 @@ from minidocker.storage.overlay2 import Overlay2Driver
 
 @dataclass
 class Stores:
+    """Every store of one data root (:meth:`open` makes them)."""
+
     root: str
     lock: fsutil.DataRootLock
     driver: Overlay2Driver

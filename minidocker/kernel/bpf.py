@@ -27,7 +27,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 import resource
 
 from minidocker import trace
@@ -115,9 +114,9 @@ _statfs.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
 
 def _bpf(cmd: int, attr: ctypes.Structure, subject: str | None = None) -> int:
     """``syscall(SYS_bpf, cmd, attr, 256)``; copies what the kernel wrote back into ``attr``."""
-    nr = _SYS_BPF.get(platform.machine())
+    nr = _SYS_BPF.get(os.uname().machine)
     if nr is None:
-        raise OSError(errno.ENOSYS, f"bpf syscall number unknown for {platform.machine()}", subject)
+        raise OSError(errno.ENOSYS, f"bpf syscall number unknown for {os.uname().machine}", subject)
     buf = ctypes.create_string_buffer(bytes(attr), _ATTR_SIZE)  # zero-filled past the struct
     ret = _syscall(nr, cmd, buf, _ATTR_SIZE)
     err = ctypes.get_errno()

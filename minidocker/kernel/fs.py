@@ -19,7 +19,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
 
 from minidocker import trace
 from minidocker.kernel import _libc
@@ -33,8 +32,8 @@ RESOLVE_IN_ROOT = 0x10
 
 # openat2 has the same number on every architecture (it was added after the syscall tables were unified)
 _SYS_OPENAT2 = 437
-if platform.machine() not in ("x86_64", "aarch64", "arm64", "riscv64", "ppc64le", "s390x", "loongarch64"):
-    raise ImportError(f"openat2 syscall number unknown for {platform.machine()}")
+if os.uname().machine not in ("x86_64", "aarch64", "arm64", "riscv64", "ppc64le", "s390x", "loongarch64"):
+    raise ImportError(f"openat2 syscall number unknown for {os.uname().machine}")
 
 
 class _OpenHow(ctypes.Structure):

@@ -19,13 +19,12 @@ import ctypes
 import errno
 import fcntl
 import os
-import platform
 import signal
 import termios
 from dataclasses import dataclass
 
 from minidocker import trace
-from minidocker.kernel import _flag_names, _libc
+from minidocker.kernel import _flag_names, _libc, _q
 
 # -- clone(2) namespace flags (linux/sched.h) ----------------------------------------------------
 CLONE_NEWTIME = 0x00000080
@@ -90,7 +89,7 @@ _SYS_PIVOT_ROOT = {
     "loongarch64": 41,
     "ppc64le": 203,
     "s390x": 217,
-}.get(platform.machine())
+}.get(os.uname().machine)
 _SYS_CLOSE_RANGE = 436  # unified syscall table: same number everywhere
 
 _syscall = _libc["syscall"]  # private function object: other modules set other argtypes
@@ -152,7 +151,7 @@ def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2). ``pivot_root(".", ".")`` stacks the old root on top of the new one (runc's trick)."""
     trace.emit(lambda: f'pivot_root("{new_root}", "{put_old}")')
     if _SYS_PIVOT_ROOT is None:
-        raise OSError(errno.ENOSYS, f"pivot_root syscall number unknown for {platform.machine()}")
+        raise OSError(errno.ENOSYS, f"pivot_root syscall number unknown for {os.uname().machine}")
     _syscall.argtypes = [ctypes.c_long, ctypes.c_char_p, ctypes.c_char_p]
     _check(_syscall(_SYS_PIVOT_ROOT, os.fsencode(new_root), os.fsencode(put_old)), "pivot_root", new_root)
 
@@ -179,7 +178,7 @@ def mount_fd(
     ``/proc/self/fd/N`` then cannot be redirected by a symlink swapped in meanwhile (CVE-2021-30465).
     ``shown`` is the path printed in the trace (the container path, not ``/proc/self/fd/N``).
     """
-    trace.emit(lambda: f'mount({source!r}, "{shown}", {fstype!r}, {_flag_names(flags)}, {data!r})')
+    trace.emit(lambda: f"mount({_q(source)}, {_q(shown)}, {_q(fstype)}, {_flag_names(flags)}, {_q(data)})")
     target = f"/proc/self/fd/{target_fd}".encode()
     src, fs, opts = (None if v is None else os.fsencode(v) for v in (source, fstype, data))
     _check(_mount(src, target, fs, flags, opts), "mount", shown)

@@ -75,6 +75,13 @@ def container_caps(spec: ProcessSpec, last_cap: int) -> int:
     return child.capability_mask(spec.cap_add, spec.cap_drop, spec.privileged, last_cap)
 
 
+def prepare_default_filter() -> None:
+    """Build Docker's default seccomp filter for the default capabilities now (``seccomp.program``
+    caches it), so that a later :func:`start` with defaults finds it ready: the monitor does this
+    while the CLI is still creating the container (~2-3 ms off every ``run``)."""
+    seccomp.program(None, privileged=False, cap_mask=child.capability_mask([], [], False, ns.cap_last_cap()))
+
+
 def start(spec: ProcessSpec, *, on_created: Callable[[int], None] | None = None) -> Started:
     """Create the container process and return once it has exec'd the command.
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import platform
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -79,6 +78,8 @@ _CHUNK = 200  # unconditional comparisons per chunk: every jump to the chunk's r
 
 @dataclass(frozen=True)
 class _Abi:
+    """One architecture a filter covers: its audit arch and syscall table."""
+
     audit_arch: int
     table: dict[str, int]
     nr_bit: int = 0  # x32 numbers carry X32_SYSCALL_BIT
@@ -121,6 +122,8 @@ class Filter:
 
 @dataclass(frozen=True)
 class Rule:
+    """One ``syscalls`` entry of a profile: names, action, conditions."""
+
     names: tuple[str, ...]
     action: str
     errno_ret: int | None = None
@@ -131,6 +134,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class Profile:
+    """A parsed seccomp profile (Docker's JSON format)."""
+
     default_action: str
     default_errno: int | None = None
     architectures: tuple[str, ...] = ()
@@ -467,11 +472,11 @@ def program(profile: str | None, *, privileged: bool, cap_mask: int) -> bytes | 
     """
     if privileged or profile == "unconfined":
         return None
-    native = _NATIVE.get(platform.machine())
+    native = _NATIVE.get(os.uname().machine)
     if native is None:
         if profile is None:
             return None
-        raise InvalidInput(f"seccomp profiles are not supported on {platform.machine()}", subject=profile)
+        raise InvalidInput(f"seccomp profiles are not supported on {os.uname().machine}", subject=profile)
     parsed = default_profile() if profile is None else load_profile_option(profile)
     if not parsed.default_action and not parsed.rules:
         return None  # moby: no default action and no rules = seccomp disabled

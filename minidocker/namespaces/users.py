@@ -25,6 +25,8 @@ MAX_ID = 2**31 - 1
 
 @dataclass
 class ExecUser:
+    """Who the container process runs as: uid, gid and supplementary groups."""
+
     uid: int = 0
     gid: int = 0
     groups: list[int] = field(default_factory=list)  # supplementary groups for setgroups(2)
@@ -33,6 +35,8 @@ class ExecUser:
 
 @dataclass
 class _Entry:
+    """One /etc/passwd or /etc/group line."""
+
     name: str
     id: int
     gid: int = 0

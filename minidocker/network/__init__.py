@@ -14,531 +14,80 @@ nothing behind (the runtime's teardown calls :func:`release`, which undoes whate
 User networks (``network create``) have their bridge and rules from creation to ``network rm``;
 the default ``bridge`` network brings its Linux bridge up at first use and takes it down with its
 last container, so a host without containers carries none of our links or rules.
+
+The code is in :mod:`minidocker.network.bridge`; this package gives its names lazily (PEP 562),
+so that ``run`` can import :mod:`minidocker.network.helper` first thing and fork the pyroute2
+helper without first loading the chapter (dataclasses, ipaddress, the stores: 15-35 ms).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
-import os
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from minidocker import fsutil, trace
-from minidocker.errors import Conflict, InvalidInput, MinidockerError
-from minidocker.network import ipam, names
-from minidocker.network.store import (
-    DEFAULT_NETWORK,
-    PREDEFINED,
-    NetworkNotFound,
-    NetworkStore,
-    network_doc,
-)
-
 if TYPE_CHECKING:
-    from minidocker.container.lifecycle import Runtime
-    from minidocker.container.state import Container, EndpointSettings
-    from minidocker.image.store import Stores
+    from minidocker.network.bridge import (
+        BRIDGE_NAME_OPT,
+        ERR_ALIAS,
+        ERR_HOST,
+        ERR_IP,
+        ERR_NONE,
+        ERR_SHARED,
+        Endpoint,
+        allocate,
+        allocate_all,
+        attach,
+        bridge_of,
+        check_endpoint_options,
+        connect,
+        create_network,
+        disconnect,
+        endpoints_of,
+        inspect_doc,
+        is_bridge_mode,
+        network_name,
+        release,
+        remove_network,
+    )
+    from minidocker.network.store import DEFAULT_NETWORK, PREDEFINED, NetworkNotFound, NetworkStore
 
 __all__ = [
+    "BRIDGE_NAME_OPT",
+    "DEFAULT_NETWORK",
+    "ERR_ALIAS",
+    "ERR_HOST",
+    "ERR_IP",
+    "ERR_NONE",
+    "ERR_SHARED",
+    "PREDEFINED",
     "Endpoint",
     "NetworkNotFound",
     "NetworkStore",
     "allocate",
+    "allocate_all",
     "attach",
+    "bridge_of",
+    "check_endpoint_options",
     "connect",
     "create_network",
     "disconnect",
+    "endpoints_of",
+    "inspect_doc",
     "is_bridge_mode",
+    "network_name",
     "release",
     "remove_network",
 ]
 
-BRIDGE_NAME_OPT = "com.docker.network.bridge.name"
-# runconfig.ErrUnsupportedNetworkAndIP / ErrUnsupportedNetworkAndAlias, word for word
-ERR_IP = "user specified IP address is supported on user defined networks only"
-ERR_ALIAS = "network-scoped alias is supported only for containers in user defined networks"
+# submodules: never answered here, so ``from minidocker.network import helper`` imports just that
+_SUBMODULES = frozenset({"bridge", "helper", "ipam", "iptables", "names", "netlink", "store"})
 
 
-def is_bridge_mode(mode: str) -> bool:
-    """Network modes served by this chapter (everything but none/host/container:<x>)."""
-    return mode not in ("none", "host") and not mode.startswith("container:")
+def __getattr__(name: str) -> Any:
+    if name.startswith("__") or name in _SUBMODULES:
+        raise AttributeError(name)
+    from minidocker.network import bridge
 
-
-def network_name(mode: str) -> str:
-    return DEFAULT_NETWORK if mode in ("", "default") else mode
-
-
-@dataclass
-class Endpoint:
-    """One container's place on one network (kept in the network's ``Endpoints`` record)."""
-
-    network_id: str
-    network_name: str
-    container_id: str
-    endpoint_id: str
-    ip: str
-    prefixlen: int
-    gateway: str
-    mac: str
-    bridge: str
-    ifname: str = "eth0"
-    veth: str = ""
-    sandbox_key: str = ""
-    requested_ip: str = ""
-    internal: bool = False
-    name: str = ""  # the container's name and --network-alias values: names.py puts them in
-    aliases: tuple[str, ...] = ()  # the other members' /etc/hosts on user networks
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "EndpointID": self.endpoint_id,
-            "IPAddress": self.ip,
-            "IPPrefixLen": self.prefixlen,
-            "Gateway": self.gateway,
-            "MacAddress": self.mac,
-            "IfName": self.ifname,
-            "Veth": self.veth,
-            "SandboxKey": self.sandbox_key,
-            "RequestedIP": self.requested_ip,
-            "Name": self.name,
-            "Aliases": list(self.aliases),
-        }
-
-    @classmethod
-    def from_record(cls, net: dict[str, Any], cid: str, r: dict[str, Any]) -> Endpoint:
-        return cls(
-            network_id=net["Id"],
-            network_name=net["Name"],
-            container_id=cid,
-            endpoint_id=r["EndpointID"],
-            ip=r["IPAddress"],
-            prefixlen=r["IPPrefixLen"],
-            gateway=r["Gateway"],
-            mac=r["MacAddress"],
-            bridge=bridge_of(net),
-            ifname=r.get("IfName") or "eth0",
-            veth=r.get("Veth") or "",
-            sandbox_key=r.get("SandboxKey") or "",
-            requested_ip=r.get("RequestedIP") or "",
-            internal=bool(net.get("Internal")),
-            name=r.get("Name") or "",
-            aliases=tuple(r.get("Aliases") or ()),
-        )
-
-    def settings(self) -> EndpointSettings:
-        """The ``NetworkSettings.Networks[name]`` entry in config.v2.json."""
-        from minidocker.container.state import EndpointSettings
-
-        return EndpointSettings(
-            ipam_config={"IPv4Address": self.requested_ip} if self.requested_ip else None,
-            aliases=[*self.aliases, self.container_id[:12]] if self.network_name != DEFAULT_NETWORK else None,
-            network_id=self.network_id,
-            endpoint_id=self.endpoint_id,
-            gateway=self.gateway,
-            ip_address=self.ip,
-            ip_prefix_len=self.prefixlen,
-            mac_address=self.mac,
-        )
-
-
-def bridge_of(net: dict[str, Any]) -> str:
-    name = (net.get("Options") or {}).get(BRIDGE_NAME_OPT)
-    return name or "br-" + net["Id"][:12]
-
-
-def _subnet_of(net: dict[str, Any]) -> tuple[str, str, str]:
-    for cfg in (net.get("IPAM") or {}).get("Config") or []:
-        if ":" not in cfg.get("Subnet", ""):
-            return cfg["Subnet"], cfg.get("Gateway") or "", cfg.get("IPRange") or ""
-    return "", "", ""
-
-
-def _in_use_subnets(store: NetworkStore, skip_id: str = "") -> list[str]:
-    from minidocker.network import netlink
-
-    used = [s for n in store.list() if n["Id"] != skip_id for s in [_subnet_of(n)[0]] if s]
-    return used + netlink.host_routes()
-
-
-def _bring_up(net: dict[str, Any]) -> None:
-    """The network's Linux bridge, address and iptables rules (host lock held by the caller)."""
-    from minidocker.network import iptables, netlink
-
-    subnet, gateway, _ = _subnet_of(net)
-    bridge = bridge_of(net)
-    prefix = ipaddress.IPv4Network(subnet).prefixlen
-    created = netlink.ensure_bridge(bridge, gateway, prefix)
     try:
-        iptables.apply(iptables.bridge_rules(bridge, subnet, internal=bool(net.get("Internal"))))
-        if not net.get("Internal"):
-            netlink.enable_ip_forward()
-    except Exception:
-        if created:
-            _take_down(net)
-        raise
-
-
-def _take_down(net: dict[str, Any]) -> None:
-    """Undo :func:`_bring_up`; our chains go with the last rule in them."""
-    from minidocker.network import iptables, netlink
-
-    subnet, _, _ = _subnet_of(net)
-    bridge = bridge_of(net)
-    with contextlib.suppress(MinidockerError):
-        iptables.remove(iptables.bridge_rules(bridge, subnet, internal=bool(net.get("Internal"))))
-    netlink.delete_link(bridge)
-    if iptables.remove_chains_if_unused():
-        netlink.restore_ip_forward()
-
-
-# -- networks ---------------------------------------------------------------------------------------
-def create_network(
-    stores: Stores,
-    name: str,
-    *,
-    driver: str = "bridge",
-    subnet: str = "",
-    gateway: str = "",
-    ip_range: str = "",
-    internal: bool = False,
-    labels: dict[str, str] | None = None,
-    options: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """``docker network create``: record, bridge, rules; all or nothing."""
-    from minidocker.network import netlink
-
-    if driver != "bridge":
-        raise InvalidInput(f'plugin "{driver}" not found', subject=driver)
-    if not name or name in PREDEFINED:
-        raise Conflict(f"network with name {name} already exists", subject=name)
-    store = NetworkStore(stores.root, stores.lock)
-    with stores.lock.held(), netlink.host_lock():
-        for n in store.list():
-            if n["Name"] == name:
-                raise Conflict(f"network with name {name} already exists", subject=name)
-        if subnet:
-            subnet = str(ipam.parse_subnet(subnet))
-            for used in _in_use_subnets(store):
-                if ipam.overlaps(subnet, used):
-                    raise Conflict(
-                        f"Pool overlaps with other one on this address space ({used})", subject=subnet
-                    )
-        else:
-            if gateway or ip_range:
-                raise InvalidInput("gateway and ip-range need a subnet (--subnet)", subject=name)
-            subnet = ipam.pick_subnet(_in_use_subnets(store))
-        gateway = ipam.check_in_subnet(subnet, gateway, "gateway") if gateway else ipam.gateway_for(subnet)
-        if ip_range:
-            rng = ipam.parse_subnet(ip_range)
-            if not rng.subnet_of(ipaddress.IPv4Network(subnet)):
-                raise InvalidInput(f"ip-range {ip_range} is not in subnet {subnet}", subject=ip_range)
-        doc = network_doc(
-            name,
-            driver="bridge",
-            subnet=subnet,
-            gateway=gateway,
-            ip_range=ip_range,
-            internal=internal,
-            labels=labels,
-            options=options,
-        )
-        bridge = bridge_of(doc)
-        if len(bridge) > 15:
-            raise InvalidInput(f"bridge name {bridge} is longer than 15 characters", subject=bridge)
-        if netlink.link_exists(bridge):
-            raise Conflict(f"bridge {bridge} already exists on this host", subject=bridge)
-        _bring_up(doc)
-        try:
-            store.save(doc)
-        except BaseException:
-            _take_down(doc)
-            raise
-    return doc
-
-
-def remove_network(stores: Stores, ref: str) -> dict[str, Any]:
-    """``docker network rm``: refused while containers are attached; predefined ones stay."""
-    from minidocker.network import netlink
-
-    store = NetworkStore(stores.root, stores.lock)
-    with stores.lock.held(), netlink.host_lock():
-        net = store.get(ref)
-        if net["Name"] in PREDEFINED:
-            raise Conflict(f"{net['Name']} is a pre-defined network and cannot be removed", subject=net["Id"])
-        store.delete(net)  # raises while endpoints exist
-        _take_down(net)
-    return net
-
-
-def inspect_doc(net: dict[str, Any], names: dict[str, str] | None = None) -> dict[str, Any]:
-    """The ``network inspect`` document: ``Containers`` derived from the endpoint records."""
-    doc = {k: v for k, v in net.items() if k != "Endpoints"}
-    containers = {}
-    for cid, r in sorted((net.get("Endpoints") or {}).items()):
-        containers[cid] = {
-            "Name": (names or {}).get(cid, ""),
-            "EndpointID": r["EndpointID"],
-            "MacAddress": r["MacAddress"],
-            "IPv4Address": f"{r['IPAddress']}/{r['IPPrefixLen']}",
-            "IPv6Address": "",
-        }
-    doc["Containers"] = containers
-    return doc
-
-
-# -- endpoints --------------------------------------------------------------------------------------
-def allocate(
-    stores: Stores,
-    cid: str,
-    mode: str,
-    *,
-    requested_ip: str = "",
-    ifname: str = "eth0",
-    name: str = "",
-    aliases: Sequence[str] = (),
-) -> Endpoint:
-    """Reserve an address for container ``cid`` on the network ``mode`` names (persisted).
-    ``name``/``aliases`` are what the other members of a user network will call it."""
-    from minidocker.network import netlink
-
-    store = NetworkStore(stores.root, stores.lock)
-    with stores.lock.held():
-        net = store.get(network_name(mode))
-        if net["Driver"] != "bridge":
-            raise InvalidInput(f"network {net['Name']} has no addresses to give", subject=net["Id"])
-        if net["Name"] == DEFAULT_NETWORK and (requested_ip or aliases):
-            raise InvalidInput(ERR_IP if requested_ip else ERR_ALIAS, subject=net["Name"])
-        if cid in (net.get("Endpoints") or {}):
-            raise Conflict(
-                f"endpoint with name {cid[:12]} already exists in network {net['Name']}", subject=cid
-            )
-        subnet, gateway, ip_range = _subnet_of(net)
-        if not subnet:  # the default network's first use: pick a subnet nobody on the host routes
-            with netlink.host_lock():
-                subnet = ipam.pick_subnet(_in_use_subnets(store, skip_id=net["Id"]))
-            gateway = ipam.gateway_for(subnet)
-            net["IPAM"]["Config"] = [{"Subnet": subnet, "Gateway": gateway}]
-        used = [r["IPAddress"] for r in (net.get("Endpoints") or {}).values()]
-        ip = ipam.allocate(
-            subnet, gateway=gateway, used=used, requested=requested_ip or None, ip_range=ip_range
-        )
-        ep = Endpoint(
-            network_id=net["Id"],
-            network_name=net["Name"],
-            container_id=cid,
-            endpoint_id=fsutil.random_id(),
-            ip=ip,
-            prefixlen=ipaddress.IPv4Network(subnet).prefixlen,
-            gateway=gateway,
-            mac=ipam.mac_for(ip),
-            bridge=bridge_of(net),
-            ifname=ifname,
-            requested_ip=requested_ip,
-            internal=bool(net.get("Internal")),
-            name=name.lstrip("/"),
-            aliases=tuple(aliases),
-        )
-        net.setdefault("Endpoints", {})[cid] = ep.record()
-        store.save(net)
-    trace.emit(lambda: f"ipam: {ip}/{ep.prefixlen} for {cid[:12]} on {net['Name']}")
-    return ep
-
-
-def _update_endpoint(stores: Stores, ep: Endpoint) -> None:
-    store = NetworkStore(stores.root, stores.lock)
-    with stores.lock.held():
-        net = store.get(ep.network_id)
-        if ep.container_id in (net.get("Endpoints") or {}):
-            net["Endpoints"][ep.container_id] = ep.record()
-            store.save(net)
-
-
-def attach(stores: Stores, ep: Endpoint, pid: int, *, sandbox_key: str = "") -> Endpoint:
-    """Wire the container (PID ``pid``, not yet running its command) to its network: bridge up
-    if needed, veth pair, ``eth0`` configured inside, the netns bound at ``sandbox_key``."""
-    from minidocker.network import netlink
-
-    store = NetworkStore(stores.root, stores.lock)
-    with stores.lock.held(), netlink.host_lock():
-        net = store.get(ep.network_id)
-        # A user network's bridge and rules exist from create to rm, the default network's from
-        # its first endpoint to its last (both under these locks): a bridge that is there has its
-        # rules, and checking them again would cost ~13 iptables processes on every start.
-        if not netlink.link_exists(ep.bridge):
-            _bring_up(net)
-    host = ""
-    try:
-        host, peer = netlink.create_veth(pid, ep.bridge)
-        ep.veth = host
-        _update_endpoint(stores, ep)  # release() finds the veth even if the next step fails
-        netlink.configure_container(
-            pid,
-            peer,
-            ifname=ep.ifname,
-            ip=ep.ip,
-            prefixlen=ep.prefixlen,
-            gateway=ep.gateway,
-            mac=ep.mac,
-            default_route=ep.ifname == "eth0" and not ep.internal,
-        )
-        if sandbox_key:
-            ep.sandbox_key = netlink.bind_netns(pid, sandbox_key.rsplit("/", 1)[-1])
-            _update_endpoint(stores, ep)
-    except Exception:
-        if host:
-            with contextlib.suppress(Exception):
-                netlink.delete_link(host)
-        raise
-    if ep.network_name != DEFAULT_NETWORK:
-        names.refresh(stores, [ep.network_id])
-    return ep
-
-
-def endpoints_of(stores: Stores, cid: str) -> list[Endpoint]:
-    store = NetworkStore(stores.root, stores.lock)
-    return [
-        Endpoint.from_record(n, cid, n["Endpoints"][cid])
-        for n in store.list()
-        if cid in (n.get("Endpoints") or {})
-    ]
-
-
-def release(stores: Stores, cid: str, *, network_ref: str | None = None) -> list[Endpoint]:
-    """Undo allocate/attach for ``cid`` (on every network, or only ``network_ref``). Each address
-    is released exactly once: the record is removed under the lock and only its remover cleans up.
-    """
-    from minidocker.network import netlink
-
-    store = NetworkStore(stores.root, stores.lock)
-    if not os.path.isdir(store.dir):  # no network was ever used in this data root
-        return []
-    removed: list[Endpoint] = []
-    with stores.lock.held():
-        wanted = store.get(network_ref)["Id"] if network_ref else None
-        for net in store.list():
-            if wanted and net["Id"] != wanted:
-                continue
-            r = (net.get("Endpoints") or {}).pop(cid, None)
-            if r is None:
-                continue
-            ep = Endpoint.from_record(net, cid, r)
-            removed.append(ep)
-            _kernel_release(ep)
-            trace.emit(f"ipam: released {ep.ip} of {cid[:12]} on {ep.network_name}")
-            if net["Name"] == DEFAULT_NETWORK and not net["Endpoints"]:
-                with netlink.host_lock():
-                    _take_down(net)
-                net["IPAM"]["Config"] = []  # the next first use picks a subnet again
-            store.save(net)
-        user = [ep.network_id for ep in removed if ep.network_name != DEFAULT_NETWORK]
-        if user:
-            names.refresh(stores, user, also=[cid])
-    return removed
-
-
-def _kernel_release(ep: Endpoint) -> None:
-    from minidocker.network import netlink
-
-    if ep.sandbox_key:
-        netlink.unbind_netns(ep.sandbox_key)
-    if ep.veth:
-        with contextlib.suppress(MinidockerError):
-            netlink.delete_link(ep.veth)
-
-
-# -- network connect / disconnect -------------------------------------------------------------------
-ERR_HOST = "container cannot be disconnected from host network or connected to host network"
-ERR_NONE = (
-    "container cannot be connected to multiple networks with one of the networks in private (none) mode"
-)
-ERR_SHARED = "container sharing network namespace with another container or host cannot be connected to any other network"
-
-
-def _check_mode(c: Container, net: dict[str, Any]) -> None:
-    mode = c.host_config.network_mode
-    if mode == "host" or net["Name"] == "host":
-        raise Conflict(ERR_HOST, subject=c.id)
-    if mode.startswith("container:"):
-        raise Conflict(ERR_SHARED, subject=c.id)
-    if mode == "none" or net["Name"] == "none":
-        raise Conflict(ERR_NONE, subject=c.id)
-
-
-def connect(
-    rt: Runtime, container_ref: str, network_ref: str, *, ip: str = "", aliases: Sequence[str] = ()
-) -> Endpoint:
-    """``docker network connect``: one more interface (eth1, eth2…) in a running container,
-    recorded in its ``NetworkSettings.Networks``; the other members' /etc/hosts learn its name.
-
-    Only running containers: a stopped one would need ``start`` to wire every recorded network,
-    and start wires the network mode's network only (yet)."""
-    c = rt.get(container_ref)
-    net = NetworkStore(rt.stores.root, rt.stores.lock).get(network_ref)
-    _check_mode(c, net)
-    name = c.name.lstrip("/")
-    if c.id in (net.get("Endpoints") or {}):
-        raise Conflict(f"endpoint with name {name} already exists in network {net['Name']}", subject=c.id)
-    if not c.state.running or not c.state.pid:
-        raise Conflict(f"container {c.id} is not running", subject=c.id)
-    taken = {ep.ifname for ep in endpoints_of(rt.stores, c.id)}
-    ifname = next(f"eth{i}" for i in range(len(taken) + 1) if f"eth{i}" not in taken)
-    ep = allocate(rt.stores, c.id, net["Id"], requested_ip=ip, ifname=ifname, name=name, aliases=aliases)
-    try:
-        attach(rt.stores, ep, c.state.pid)
-    except BaseException:
-        release(rt.stores, c.id, network_ref=net["Id"])
-        raise
-    trace.emit(lambda: f"connected {c.id[:12]} to {net['Name']} as {ifname}")
-
-    def record(x: Container) -> None:
-        x.network_settings.networks = {**(x.network_settings.networks or {}), net["Name"]: ep.settings()}
-
-    rt.update(c.id, record)
-    return ep
-
-
-def disconnect(rt: Runtime, container_ref: str, network_ref: str, *, force: bool = False) -> None:
-    """``docker network disconnect``: the interface goes (its veth with it), the address is
-    released, ``NetworkSettings.Networks`` forgets the network, the peers' /etc/hosts the name."""
-    c = rt.get(container_ref)
-    store = NetworkStore(rt.stores.root, rt.stores.lock)
-    try:
-        net = store.get(network_ref)
-    except NetworkNotFound:
-        if not force:
-            raise
-        net = {"Id": network_ref, "Name": network_ref}
-    if c.host_config.network_mode == "host" or net["Name"] == "host":
-        raise Conflict(ERR_HOST, subject=c.id)
-    recorded = net["Name"] in (c.network_settings.networks or {})
-    attached = c.id in (net.get("Endpoints") or {})
-    if not recorded and not attached:
-        raise Conflict(f"container {c.id} is not connected to network {net['Name']}", subject=c.id)
-    if attached:
-        release(rt.stores, c.id, network_ref=net["Id"])
-
-    def forget(x: Container) -> None:
-        (x.network_settings.networks or {}).pop(net["Name"], None)
-
-    rt.update(c.id, forget)
-
-
-def check_endpoint_options(mode: str, ip: str, aliases: Sequence[str]) -> None:
-    """``--ip``/``--network-alias`` at create: Docker's ``verifyNetworkingConfig`` errors.
-
-    >>> check_endpoint_options("default", "10.0.0.5", [])
-    Traceback (most recent call last):
-    minidocker.errors.InvalidInput: user specified IP address is supported on user defined networks only
-    """
-    user = is_bridge_mode(mode) and network_name(mode) != DEFAULT_NETWORK
-    if ip and not user:
-        raise InvalidInput(ERR_IP, subject=mode)
-    if aliases and not user:
-        raise InvalidInput(ERR_ALIAS, subject=mode)
-    if ip:
-        try:
-            ipaddress.IPv4Address(ip)
-        except ValueError:
-            raise InvalidInput(f"invalid IPv4 address: {ip}", subject=ip) from None
+        return getattr(bridge, name)
+    except AttributeError:
+        raise AttributeError(f"module 'minidocker.network' has no attribute {name!r}") from None

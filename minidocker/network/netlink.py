@@ -5,13 +5,15 @@ talks to that namespace for its whole life, so configuring ``eth0`` in there nee
 process: ``setns`` in, open the socket, ``setns`` back (:func:`netns_socket`)::
 
     ensure_bridge("mdbr0", "10.9.0.1", 16)        # RTM_NEWLINK bridge, RTM_NEWADDR, up
-    host, peer = create_veth(pid)                 # RTM_NEWLINK veth…, peer born in the container
-    configure_container(pid, peer, ip="10.9.0.2", prefixlen=16, gateway="10.9.0.1",
-                        mac="02:42:0a:09:00:02")  # eth0, address, up, default route
-    delete_link(host)                             # the peer goes with it
+    plug(pid, "mdbr0", "veth1234567", ifname="eth0", ip="10.9.0.2", prefixlen=16,
+         gateway="10.9.0.1", mac="02:42:0a:09:00:02", default_route=True)
+                                                  # veth pair, peer born in the container as eth0;
+                                                  # address, up, default route inside
+    delete_link("veth1234567")                    # the peer goes with it
 
 pyroute2 is imported here only, and this module only when a bridge network is used: ``--network
-none`` pays nothing for it.
+none`` pays nothing for it. ``run`` imports it in a helper process on the other core while the
+container is being prepared (:mod:`minidocker.network.helper`), which then runs these functions.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,7 +69,28 @@ def _pyroute2() -> Any:
 
 
 def _iproute() -> Any:
-    return _pyroute2().IPRoute()
+    # groups=0: requests only, no multicast notifications piling up in a socket kept open
+    return _pyroute2().IPRoute(groups=0)
+
+
+_HOST: tuple[int, Any] | None = None  # (pid, IPRoute): this process's socket in the host netns
+
+
+@contextlib.contextmanager
+def _host() -> Iterator[Any]:
+    """The host-namespace IPRoute socket, opened once per process and kept: the helper opens it
+    (and warms it with a lookup) right after importing pyroute2, before the monitor's first
+    request, so a container's start pays for no socket but the one inside its namespace."""
+    global _HOST
+    if _HOST is None or _HOST[0] != os.getpid():
+        _HOST = (os.getpid(), _iproute())
+    yield _HOST[1]
+
+
+def warm() -> None:
+    """Import pyroute2, open the host socket, make one request (the first costs the most)."""
+    with _host() as ipr:
+        ipr.link_lookup(ifname="lo")
 
 
 def _netlink_error() -> type[Exception]:
@@ -84,22 +106,38 @@ def _fail(what: str, e: Exception) -> MinidockerError:
 
 def veth_name() -> str:
     """Docker's veth naming: ``veth`` + 7 hex characters."""
-    return "veth" + secrets.token_hex(4)[:7]
+    return "veth" + os.urandom(4).hex()[:7]
 
 
 def link_exists(name: str) -> bool:
-    with _iproute() as ipr:
+    with _host() as ipr:
         return bool(ipr.link_lookup(ifname=name))
 
 
-def host_routes() -> list[str]:
-    """Every IPv4 destination the host routes (a new subnet must overlap none, as in Docker)."""
+def host_routes(path: str = "/proc/net/route") -> list[str]:
+    """Every IPv4 destination in the host's main routing table (a new subnet must overlap none,
+    as in Docker, whose ``RouteList`` reads the main table too). Read from ``/proc/net/route``
+    rather than through netlink: picking the default network's subnet at its first use then
+    never waits for pyroute2's import (the helper's, chapter 6 step 5) while holding the
+    data-root lock. Reading, not configuring: the configuring stays netlink.
+
+    Each line: Iface, Destination, Gateway, Flags, RefCnt, Use, Metric, Mask… (little-endian hex).
+    """
+    import socket
+    import struct
+
     out = []
-    with _iproute() as ipr:
-        for r in ipr.get_routes(family=2):
-            dst = r.get_attr("RTA_DST")
-            if dst and r["dst_len"]:
-                out.append(f"{dst}/{r['dst_len']}")
+    with open(path) as f:
+        next(f, None)  # the header
+        for line in f:
+            fields = line.split()
+            if len(fields) < 8:
+                continue
+            mask = int(fields[7], 16)
+            if not mask:
+                continue  # the default route
+            dst = socket.inet_ntoa(struct.pack("<I", int(fields[1], 16)))
+            out.append(f"{dst}/{bin(mask).count('1')}")
     return out
 
 
@@ -107,7 +145,7 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int = 1500) -> b
     """The Linux bridge with the gateway address, up. True if it was created now."""
     created = False
     try:
-        with _iproute() as ipr:
+        with _host() as ipr:
             idx = ipr.link_lookup(ifname=name)
             if not idx:
                 trace.emit(lambda: f"RTM_NEWLINK bridge {name} mtu {mtu}")
@@ -131,7 +169,7 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, mtu: int = 1500) -> b
 def delete_link(name: str) -> bool:
     """Remove a link (a bridge, or a veth: its peer goes too). False if it was not there."""
     netlink_error = _netlink_error()
-    with _iproute() as ipr:
+    with _host() as ipr:
         idx = ipr.link_lookup(ifname=name)
         if not idx:
             return False
@@ -145,32 +183,69 @@ def delete_link(name: str) -> bool:
     return True
 
 
-def create_veth(pid: int, bridge: str, mtu: int = 1500) -> tuple[str, str]:
-    """A veth pair: the host end on ``bridge`` and up, the peer created straight inside the
-    network namespace of ``pid`` (IFLA_NET_NS_FD). Returns (host name, peer name)."""
-    host, peer = veth_name(), veth_name()
+def plug(
+    pid: int,
+    bridge: str,
+    host: str,
+    *,
+    ifname: str,
+    ip: str,
+    prefixlen: int,
+    gateway: str,
+    mac: str,
+    default_route: bool,
+    mtu: int = 1500,
+) -> bool:
+    """The container's cable, in two sockets and five requests. False (nothing done) if
+    ``bridge`` does not exist: the caller brings it up and plugs again.
+
+    On the host, one ``RTM_NEWLINK``: the veth pair, its host end ``host`` enslaved to ``bridge``
+    and up, its peer born inside the network namespace of ``pid`` (``IFLA_NET_NS_FD``) already
+    named ``ifname`` with the MAC ``mac``. Inside (a socket opened in that namespace): the address,
+    up, the default route. ``lo`` is up already (chapter 1 does it when it makes the namespace).
+    On failure the pair is deleted (the peer goes with its host end) and the error raised."""
     fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    created = False
     try:
-        with _iproute() as ipr:
+        with _host() as ipr:
             br = ipr.link_lookup(ifname=bridge)
             if not br:
-                raise MinidockerError(f"bridge {bridge} does not exist", subject=bridge)
-            trace.emit(lambda: f"RTM_NEWLINK veth {host} peer {peer} netns /proc/{pid}/ns/net")
-            ipr.link("add", ifname=host, kind="veth", mtu=mtu, peer={"ifname": peer, "net_ns_fd": fd})
-            try:
-                index = ipr.link_lookup(ifname=host)[0]
-                trace.emit(lambda: f"RTM_NEWLINK {host} master {bridge} up")
-                ipr.link("set", index=index, master=br[0], state="up")
-            except Exception:
-                delete_link(host)
-                raise
-    except MinidockerError:
-        raise
+                return False
+            trace.emit(
+                lambda: (
+                    f"RTM_NEWLINK veth {host} master {bridge} up, peer {ifname} address {mac} "
+                    f"netns /proc/{pid}/ns/net"
+                )
+            )
+            ipr.link(
+                "add",
+                ifname=host,
+                kind="veth",
+                mtu=mtu,
+                master=br[0],
+                state="up",
+                peer={"ifname": ifname, "address": mac, "net_ns_fd": fd},
+            )
+            created = True
+        with netns_socket(pid) as ipr:
+            index = ipr.link_lookup(ifname=ifname)[0]
+            trace.emit(lambda: f"RTM_NEWADDR {ip}/{prefixlen} dev {ifname} (netns of {pid})")
+            ipr.addr("add", index=index, address=ip, prefixlen=prefixlen)
+            trace.emit(lambda: f"RTM_NEWLINK {ifname} up (netns of {pid})")
+            ipr.link("set", index=index, state="up")
+            if default_route:
+                trace.emit(lambda: f"RTM_NEWROUTE default via {gateway} dev {ifname} (netns of {pid})")
+                ipr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=index)
+        return True
     except Exception as e:
-        raise _fail(f"veth for pid {pid}", e) from None
+        if created:
+            with contextlib.suppress(Exception):
+                delete_link(host)
+        if isinstance(e, MinidockerError):
+            raise
+        raise _fail(f"{ifname} for pid {pid}", e) from None
     finally:
         os.close(fd)
-    return host, peer
 
 
 @contextlib.contextmanager
@@ -191,42 +266,11 @@ def netns_socket(pid: int) -> Iterator[Any]:
         yield ipr
 
 
-def configure_container(
-    pid: int, peer: str, *, ifname: str, ip: str, prefixlen: int, gateway: str, mac: str, default_route: bool
-) -> None:
-    """Inside the container's netns: rename the peer, MAC, address, up, default route, lo up."""
-    try:
-        with netns_socket(pid) as ipr:
-            index = ipr.link_lookup(ifname=peer)[0]
-            trace.emit(lambda: f"RTM_NEWLINK {peer} name {ifname} address {mac} (netns of {pid})")
-            ipr.link("set", index=index, ifname=ifname, address=mac)
-            trace.emit(lambda: f"RTM_NEWADDR {ip}/{prefixlen} dev {ifname} (netns of {pid})")
-            ipr.addr("add", index=index, address=ip, prefixlen=prefixlen)
-            trace.emit(lambda: f"RTM_NEWLINK {ifname} up; lo up (netns of {pid})")
-            ipr.link("set", index=index, state="up")
-            lo = ipr.link_lookup(ifname="lo")
-            if lo:
-                ipr.link("set", index=lo[0], state="up")
-            if default_route:
-                trace.emit(lambda: f"RTM_NEWROUTE default via {gateway} dev {ifname} (netns of {pid})")
-                ipr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=index)
-    except Exception as e:
-        raise _fail(f"configure {ifname} in pid {pid}", e) from None
-
-
-def remove_container_link(pid: int, ifname: str) -> None:
-    """``network disconnect``: delete ``ifname`` inside the container (its host end goes with it)."""
-    with netns_socket(pid) as ipr:
-        idx = ipr.link_lookup(ifname=ifname)
-        if idx:
-            trace.emit(lambda: f"RTM_DELLINK {ifname} (netns of {pid})")
-            ipr.link("del", index=idx[0])
-
-
 # -- /run/netns/<sandbox> ------------------------------------------------------------------------
 def bind_netns(pid: int, name: str) -> str:
     """Bind-mount the netns of ``pid`` at /run/netns/<name> (what ``ip netns`` lists)."""
     os.makedirs(NETNS_DIR, 0o755, exist_ok=True)
+    _share_netns_dir()
     path = os.path.join(NETNS_DIR, name)
     fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
     os.close(fd)
@@ -237,6 +281,26 @@ def bind_netns(pid: int, name: str) -> str:
             os.unlink(path)
         raise
     return path
+
+
+def _share_netns_dir() -> None:
+    """Make /run/netns a shared mount point first, exactly as ``ip netns add`` does.
+
+    Why: iproute2 turns /run/netns into a bind mount of itself (``MS_BIND|MS_REC``, then
+    ``MS_SHARED``) the first time it finds it is not a mount point yet. Done *after* our nsfs
+    entries exist, that new mount covers them: ``umount /run/netns/<id>`` then fails with EINVAL
+    and the netns (with its veth) outlives the container. Doing the same dance before our first
+    entry means iproute2 finds a shared mount point and leaves it alone; the self-bind stays, as
+    it does after any ``ip netns add``.
+    """
+    try:
+        kernel.mount("", NETNS_DIR, None, kernel.MS_SHARED | kernel.MS_REC)
+        return
+    except OSError as e:
+        if e.errno != errno.EINVAL:  # EINVAL: not a mount point yet
+            raise
+    kernel.mount(NETNS_DIR, NETNS_DIR, None, kernel.MS_BIND | kernel.MS_REC)
+    kernel.mount("", NETNS_DIR, None, kernel.MS_SHARED | kernel.MS_REC)
 
 
 def unbind_netns(path: str) -> None:

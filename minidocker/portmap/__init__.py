@@ -60,7 +60,12 @@ class Mapping:
     host_ip: str = "0.0.0.0"
     host_port: int = 0
     host_port_end: int = 0  # a HostPort range "8000-8010": the first free one in it
+    implicit: bool = False  # the "::" twin Docker adds to a binding without HostIp (same port)
     sock: socket.socket | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def ipv6(self) -> bool:
+        return ":" in self.host_ip
 
     @property
     def key(self) -> str:
@@ -72,13 +77,24 @@ def _port_key(port: str) -> tuple[int, str]:
     return (int(number) if number.isdigit() else 0, proto or "tcp")
 
 
-def requested(exposed: dict[str, Any] | None, bindings: Bindings, publish_all: bool) -> list[Mapping]:
+def requested(
+    exposed: dict[str, Any] | None, bindings: Bindings, publish_all: bool, *, v6: bool | None = None
+) -> list[Mapping]:
     """What to publish (dockerd's ``buildCreateEndpointOptions``): every binding of
     ``HostConfig.PortBindings``, and with ``-P`` every exposed port that has none (any host port).
+    A binding without HostIp is ``0.0.0.0`` plus, as in Docker 20.10 when the host can listen on
+    IPv6 (``v6``), a ``::`` twin on the same port: the userland proxy serves it (IPv6 traffic is
+    never NATed here). An explicit IPv6 HostIp (``-p [::1]:8080:80``) is proxied the same way.
 
-    >>> [(m.key, m.host_ip, m.host_port) for m in requested({"80/tcp": {}}, {}, True)]
+    >>> [(m.key, m.host_ip, m.host_port) for m in requested({"80/tcp": {}}, {}, True, v6=False)]
     [('80/tcp', '0.0.0.0', 0)]
+    >>> [(m.host_ip, m.implicit) for m in requested(None, {"80/tcp": [("", "8080")]}, False, v6=True)]
+    [('0.0.0.0', False), ('::', True)]
     """
+    if v6 is None:
+        from minidocker.portmap.proxy import v6_listenable
+
+        v6 = v6_listenable()
     ports = set(exposed or {}) | set(bindings)
     out = []
     for key in sorted(ports, key=_port_key):
@@ -87,8 +103,7 @@ def requested(exposed: dict[str, Any] | None, bindings: Bindings, publish_all: b
         for host_ip, host_port in pairs:
             ip = host_ip or "0.0.0.0"
             try:
-                if ipaddress.ip_address(ip).version != 4:
-                    raise InvalidInput(f"IPv6 host address {ip} is not supported (IPv4 only)", subject=key)
+                ip = str(ipaddress.ip_address(ip.strip("[]")))
             except ValueError:
                 raise InvalidInput(f"Invalid ip address: {ip}", subject=key) from None
             start = end = 0
@@ -98,6 +113,8 @@ def requested(exposed: dict[str, Any] | None, bindings: Bindings, publish_all: b
                 except ValueError:
                     raise InvalidInput(f"Invalid hostPort: {host_port}", subject=key) from None
             out.append(Mapping(proto, number, ip, start, end if end != start else 0))
+            if not host_ip and v6 and proto != "sctp":
+                out.append(Mapping(proto, number, "::", start, end if end != start else 0, implicit=True))
     return out
 
 
@@ -111,6 +128,17 @@ def bind(wanted: list[Mapping]) -> list[Mapping]:
         for m in wanted:
             if m.proto == "sctp":
                 done.append(m)  # no userland proxy for SCTP (docker-proxy's is experimental): DNAT only
+                continue
+            if m.implicit:  # the "::" twin: the port its 0.0.0.0 binding got, if free there too
+                twin = done[-1] if done and done[-1].key == m.key and not done[-1].ipv6 else None
+                if twin is None:
+                    continue
+                try:
+                    m.sock = proxy.listen(m.proto, m.host_ip, twin.host_port)
+                except MinidockerError:
+                    continue  # someone else's [::]:port: Docker's twin is best effort too
+                m.host_port, m.host_port_end = twin.host_port, 0
+                done.append(m)
                 continue
             if m.host_port_end:
                 m.sock = _bind_in_range(m)
@@ -171,6 +199,8 @@ def port_rules(m: Mapping, container_ip: str, bridge: str) -> list[Any]:
     """
     from minidocker.network.iptables import FORWARD_CHAIN, NAT_CHAIN, POSTROUTING_CHAIN, Rule
 
+    if m.ipv6:
+        return []  # IPv6 host addresses: the userland proxy only (no ip6tables NAT)
     p, cport = m.proto, str(m.container_port)
     dst = ("-d", f"{m.host_ip}/32") if m.host_ip != "0.0.0.0" else ()
     return [

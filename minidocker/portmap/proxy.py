@@ -40,22 +40,38 @@ def listen(proto: str, host_ip: str, host_port: int) -> socket.socket:
     free one from ``net.ipv4.ip_local_port_range``, which is Docker's ephemeral range too.
     A taken port raises :class:`Conflict` with docker-proxy's wording."""
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    sock = socket.socket(socket.AF_INET, kind)
+    v6 = ":" in host_ip
+    sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, kind)
     try:
         if proto == "tcp":
             # TIME_WAIT leftovers of an earlier run may not keep us from binding (Go sets it too)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if v6:  # [::]:port next to 0.0.0.0:port, as docker-proxy's two listeners
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((host_ip or "0.0.0.0", host_port))
         if proto == "tcp":
             sock.listen(128)
     except OSError as e:
         sock.close()
         why = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e)).lower()
+        where = f"[{host_ip}]:{host_port}" if v6 else f"{host_ip or '0.0.0.0'}:{host_port}"
         raise Conflict(
-            f"Error starting userland proxy: listen {proto}4 {host_ip or '0.0.0.0'}:{host_port}: bind: {why}",
+            f"Error starting userland proxy: listen {proto}{6 if v6 else 4} {where}: bind: {why}",
             subject=f"{host_ip}:{host_port}",
         ) from None
     return sock
+
+
+def v6_listenable() -> bool:
+    """libnetwork's ``IsV6Listenable``: can we listen on [::1]:0? (False when the kernel runs with
+    ``ipv6.disable=1``.) Docker then adds a ``::`` binding next to each ``0.0.0.0`` one."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+            s.listen(1)
+    except OSError:
+        return False
+    return True
 
 
 def serve(sock: socket.socket, proto: str, target: Target) -> None:

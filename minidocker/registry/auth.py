@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime
 import json
 import os
 import re
@@ -68,7 +69,15 @@ def auth_config_key(creds: Credentials | None) -> str:
 
 @dataclass
 class TokenCache:
-    """Bearer tokens by scope, with their expiry (``expires_in``, at least 60 s as in Docker)."""
+    """Bearer tokens by scope until they expire: ``issued_at`` (RFC 3339, default: now) plus
+    ``expires_in`` (at least 60 s), which is how Docker's token handler dates them.
+
+    >>> c = TokenCache()
+    >>> c.put("repository:a:pull", {"token": "t", "expires_in": 300}), c.get("repository:a:pull")
+    ('t', 't')
+    >>> c.put("s", {"token": "u", "issued_at": "2001-01-01T00:00:00Z"}) and c.get("s") is None
+    True
+    """
 
     tokens: dict[str, tuple[str, float]] = field(default_factory=dict)
 
@@ -84,7 +93,14 @@ class TokenCache:
             raise InvalidInput("authorization server did not include a token in the response")
         expires = reply.get("expires_in")
         lifetime = max(int(expires), 60) if isinstance(expires, int) and expires > 0 else 60
-        self.tokens[scope] = (token, time.monotonic() + lifetime - 5)
+        age = 0.0
+        issued = reply.get("issued_at")
+        if isinstance(issued, str) and issued:
+            try:
+                age = time.time() - datetime.datetime.fromisoformat(issued).timestamp()
+            except ValueError:
+                age = 0.0  # Docker would refuse the reply; a bad date just means "now" here
+        self.tokens[scope] = (token, time.monotonic() + lifetime - age)
         return token
 
 

@@ -1,8 +1,9 @@
 """The Distribution (v2) HTTP API on ``requests``: ping, auth, manifests, blobs, uploads.
 
 ``requests`` is imported here only, and this module only by the registry verbs, so nothing
-else pays for it. Registries on 127.0.0.0/8 and ``localhost`` are spoken to over plain HTTP (Docker's
-default insecure ranges); every other one over HTTPS.
+else pays for it. Which URL a registry is reached at (plain HTTP for 127.0.0.0/8 and ``localhost``,
+HTTPS then HTTP for ``insecure-registries``, verified HTTPS otherwise) is :mod:`.endpoints`' call;
+the ping tries those URLs in order and the first one that answers is kept.
 
 Use::
 
@@ -15,7 +16,7 @@ Use::
 from __future__ import annotations
 
 import hashlib
-import ipaddress
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -23,7 +24,7 @@ from urllib.parse import urlencode, urljoin
 
 from minidocker import trace
 from minidocker.errors import InvalidInput, MinidockerError, NotFound
-from minidocker.registry import auth, manifest
+from minidocker.registry import auth, endpoints, manifest
 from minidocker.registry.manifest import Descriptor
 
 if TYPE_CHECKING:
@@ -47,23 +48,13 @@ class DigestMismatch(MinidockerError):  # noqa: N818  (what it is, not "...Error
 
 
 def is_insecure(domain: str) -> bool:
-    """Plain HTTP for loopback registries, like Docker's default ``insecure-registries`` 127.0.0.0/8."""
-    if domain.startswith("["):  # [::1]:5000
-        host = domain[1:].split("]", 1)[0]
-    else:
-        host = domain.rsplit(":", 1)[0] if domain.count(":") == 1 else domain
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """Plain HTTP straight away: a literal 127.0.0.0/8 address or ``localhost``."""
+    return endpoints.is_local(domain)
 
 
 def endpoint(domain: str) -> str:
-    if domain in ("docker.io", "index.docker.io"):
-        return "https://registry-1.docker.io"
-    return ("http://" if is_insecure(domain) else "https://") + domain
+    """The first URL tried for ``domain`` (see :func:`.endpoints.endpoints` for the whole list)."""
+    return endpoints.endpoints(domain)[0].url
 
 
 def _errors_text(resp: requests.Response) -> str:
@@ -80,27 +71,34 @@ def _errors_text(resp: requests.Response) -> str:
 
 
 class Registry:
-    def __init__(self, domain: str, creds: auth.Credentials | None = None) -> None:
+    def __init__(self, domain: str, creds: auth.Credentials | None = None,
+                 insecure: endpoints.InsecureConfig | None = None) -> None:  # fmt: skip
         import requests
 
         self.domain = domain
         self.creds = creds
-        self.base = endpoint(domain)
+        self.endpoints = endpoints.endpoints(domain, insecure)
+        self.base = self.endpoints[0].url
+        self.verify = self.endpoints[0].verify
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.tokens = auth.TokenCache()
         self.challenge: tuple[str, dict[str, str]] | None = None
         self.pinged = False
+        self.login = False  # ``login`` asks the token server for an offline token, as Docker does
+        self._token_lock = threading.Lock()  # parallel downloads share one token per scope
 
     # -- plumbing ------------------------------------------------------------------------------
-    def _send(self, method: str, url: str, **kw: Any) -> requests.Response:
+    def _send(self, method: str, url: str, *, attempts: int | None = None, **kw: Any) -> requests.Response:
         """One request with retry and backoff on connection errors and 5xx (idempotent verbs)."""
         import requests
 
-        attempts = RETRIES if method in ("GET", "HEAD") else 1
+        if attempts is None:
+            attempts = RETRIES if method in ("GET", "HEAD") else 1
         for attempt in range(attempts):
             try:
-                resp = self.session.request(method, url, timeout=(10, 120), **kw)
+                # per request: requests lets $REQUESTS_CA_BUNDLE override a session-wide False
+                resp = self.session.request(method, url, timeout=(10, 120), verify=self.verify, **kw)
             except requests.ConnectionError as e:
                 if attempt + 1 == attempts:
                     reason = _connection_reason(url, e)
@@ -116,21 +114,39 @@ class Registry:
         raise AssertionError("unreachable")
 
     def ping(self) -> None:
-        """``GET /v2/``: learn the auth challenge (if any) once."""
+        """``GET /v2/`` on each endpoint in turn until one answers; learn its auth challenge.
+
+        An insecure registry's HTTPS endpoint gets one try (no certificate check) and a transport
+        failure there moves on to plain HTTP, as dockerd's endpoint fallback does.
+        """
         if self.pinged:
             return
-        url = f"{self.base}/v2/"
-        resp = self._send("GET", url)
-        trace.emit(lambda: f"registry: GET {url} -> {resp.status_code}")
-        if resp.status_code == 401:
-            self.challenge = auth.parse_challenge(resp.headers.get("WWW-Authenticate", ""))
-        elif resp.status_code != 200:
-            raise RegistryError(f'GET "{url}": {_errors_text(resp)}')
-        self.pinged = True
+        for n, ep in enumerate(self.endpoints):
+            last = n + 1 == len(self.endpoints)
+            self.base = ep.url
+            self.verify = ep.verify
+            if not ep.verify:
+                _quiet_insecure_warnings()
+            url = f"{self.base}/v2/"
+            try:
+                resp = self._send("GET", url, attempts=None if last else 1)
+            except RegistryError as e:
+                if last:
+                    raise
+                trace.emit(f"registry: {e}; falling back to the next endpoint")
+                continue
+            trace.emit(f"registry: GET {url} -> {resp.status_code}")
+            if resp.status_code == 401:
+                self.challenge = auth.parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+            elif resp.status_code != 200:
+                raise RegistryError(f'GET "{url}": {_errors_text(resp)}')
+            self.pinged = True
+            return
 
     def check_login(self) -> None:
         """What ``login`` verifies: ``/v2/`` answers 200 with these credentials (Basic), or the
         token server hands out a token for them (Bearer)."""
+        self.login = True
         self.ping()
         if self.challenge is None:
             return
@@ -148,24 +164,33 @@ class Registry:
             return self.creds.basic()
         if scheme != "bearer":
             raise RegistryError(f"unsupported authentication scheme {scheme!r}")
-        token = None if fresh else self.tokens.get(scope)
-        if token is None:
-            token = self._fetch_token(params, scope)
+        with self._token_lock:
+            token = None if fresh else self.tokens.get(scope)
+            if token is None:
+                token = self._fetch_token(params, scope)
         return f"Bearer {token}"
 
     def _fetch_token(self, params: dict[str, str], scope: str) -> str:
+        """``GET <realm>?scope=...&service=...`` (one ``scope`` parameter per space-separated
+        scope, as a cross-repository mount needs two), Basic credentials if there are any."""
         realm = params.get("realm")
         if not realm:
             raise RegistryError("bearer challenge without a realm")
-        query = {"scope": scope, "service": params.get("service", "")}
+        query = [("scope", s) for s in scope.split()]
+        if params.get("service"):
+            query.append(("service", params["service"]))
         headers = {}
         if self.creds is not None:
-            query["account"] = self.creds.username
+            query.append(("account", self.creds.username))
             headers["Authorization"] = self.creds.basic()
-        url = f"{realm}?{urlencode({k: v for k, v in query.items() if v})}"
+        if self.login:
+            query += [("client_id", "docker"), ("offline_token", "true")]
+        url = f"{realm}?{urlencode(query)}" if query else realm
         resp = self._send("GET", url, headers=headers)
         trace.emit(lambda: f"registry: token for {scope!r} from {realm} -> {resp.status_code}")
         if resp.status_code in (401, 403):
+            if self.creds is None:
+                raise Unauthorized(f"unauthorized: token server {realm} refused anonymous access")
             raise Unauthorized("unauthorized: incorrect username or password")
         if resp.status_code != 200:
             raise RegistryError(f"token server {realm}: {_errors_text(resp)}")
@@ -189,9 +214,14 @@ class Registry:
             if resp.status_code != 401 or self.challenge is None or self.challenge[0] != "bearer":
                 break
         if resp.status_code == 401:
+            why = _errors_text(resp)
+            if why.startswith("unexpected status"):  # a HEAD has no body: the challenge may say why
+                _, params = auth.parse_challenge(resp.headers.get("WWW-Authenticate", ""))
+                if params.get("error"):
+                    why = f"{params['error']}: {params.get('error_description') or 'access to the resource is denied'}"
             if self.creds is None:
-                raise Unauthorized(f"unauthorized: authentication required: {_errors_text(resp)}")
-            raise Unauthorized(f"unauthorized: {_errors_text(resp)}")
+                raise Unauthorized(f"unauthorized: authentication required: {why}")
+            raise Unauthorized(f"unauthorized: {why}")
         if resp.status_code == 403:
             raise Unauthorized(f"denied: {_errors_text(resp)}")
         return resp
@@ -278,17 +308,21 @@ class Registry:
         except ValueError:
             return None
 
-    def upload_blob(
-        self, repo: str, dgst: str, chunks: Iterable[bytes], *, mount_from: str | None = None
-    ) -> str:
-        """POST an upload (or a cross-repository mount), PATCH the data, PUT ``?digest=``.
+    def upload_blob(self, repo: str, dgst: str, chunks: Iterable[bytes], *,
+                    mount_from: str | None = None) -> str:  # fmt: skip
+        """Upload a blob: ``POST`` (or a cross-repository mount), then the data, then commit.
 
-        Returns "mounted" or "pushed".
+        One chunk is a *monolithic* upload: the data rides on the closing ``PUT ?digest=``. More
+        chunks are a *chunked* upload: one ``PATCH`` with ``Content-Range`` per chunk, each
+        moving the ``Location`` on, then an empty ``PUT ?digest=``. Returns "mounted" or "pushed".
         """
         scope = f"repository:{repo}:push,pull"
         url = f"/v2/{repo}/blobs/uploads/"
         if mount_from:
-            resp = self.request("POST", f"{url}?{urlencode({'mount': dgst, 'from': mount_from})}", scope)
+            # the token must also allow pulling from the source repository, or the registry
+            # quietly starts a normal upload instead of mounting (202, not 201)
+            both = f"{scope} repository:{mount_from}:pull"
+            resp = self.request("POST", f"{url}?{urlencode({'mount': dgst, 'from': mount_from})}", both)
             if resp.status_code == 201:
                 return "mounted"
         else:
@@ -296,20 +330,41 @@ class Registry:
         if resp.status_code != 202:
             raise RegistryError(f"blob upload {dgst}: {_errors_text(resp)}")
         location = resp.headers.get("Location", "")
+        it = iter(chunks)
+        pending = next(it, b"")
         offset = 0
-        for chunk in chunks:  # chunked upload: one PATCH per chunk, each moving the Location on
-            rng = f"{offset}-{offset + len(chunk) - 1}"
-            r = self.request("PATCH", location, scope, data=chunk,
-                             headers={"Content-Type": "application/octet-stream", "Content-Range": rng})  # fmt: skip
-            offset += len(chunk)
-            if r.status_code != 202:
-                raise RegistryError(f"blob upload {dgst}: {_errors_text(r)}")
-            location = r.headers.get("Location", location)
+        for chunk in it:  # at least two chunks: PATCH them one by one
+            location = self._patch(location, scope, dgst, pending, offset)
+            offset += len(pending)
+            pending = chunk
+        if offset:
+            location = self._patch(location, scope, dgst, pending, offset)
+            pending = b""
         sep = "&" if "?" in location else "?"
-        r = self.request("PUT", f"{location}{sep}{urlencode({'digest': dgst})}", scope)
+        headers = {"Content-Type": "application/octet-stream"} if pending else None
+        r = self.request("PUT", f"{location}{sep}{urlencode({'digest': dgst})}", scope,
+                         headers=headers, data=pending or None)  # fmt: skip
         if r.status_code != 201:
             raise RegistryError(f"blob upload {dgst}: {_errors_text(r)}")
         return "pushed"
+
+    def _patch(self, location: str, scope: str, dgst: str, chunk: bytes, offset: int) -> str:
+        rng = f"{offset}-{offset + len(chunk) - 1}"
+        r = self.request("PATCH", location, scope, data=chunk,
+                         headers={"Content-Type": "application/octet-stream", "Content-Range": rng})  # fmt: skip
+        if r.status_code != 202:
+            raise RegistryError(f"blob upload {dgst}: {_errors_text(r)}")
+        return str(r.headers.get("Location", location))
+
+
+def _quiet_insecure_warnings() -> None:
+    """urllib3 warns on stderr for every unverified HTTPS request; an insecure registry is one
+    the configuration asked for, and errors must stay one line."""
+    import warnings
+
+    import urllib3
+
+    warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
 
 
 def _connection_reason(url: str, e: Exception) -> str:
@@ -318,7 +373,14 @@ def _connection_reason(url: str, e: Exception) -> str:
 
     text = str(e)
     host = urlsplit(url).hostname or url
-    if "refused" in text.lower():
+    low = text.lower()
+    if "wrong version number" in low or "record layer failure" in low or "packet length too long" in low:
+        return "http: server gave HTTP response to HTTPS client"
+    if "hostname mismatch" in low:
+        return f"x509: certificate is not valid for {host}"
+    if "certificate verify failed" in low:
+        return "x509: certificate signed by unknown authority"
+    if "refused" in low:
         return "connection refused"
     if "NameResolutionError" in text or "Name or service not known" in text:
         return f"lookup {host}: no such host"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import platform as _platform
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,9 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 # Every type Docker sends in Accept (one header line each: a single header may get schema 1 back).
 ACCEPT = (DOCKER_MANIFEST, DOCKER_LIST, OCI_INDEX, OCI_MANIFEST, *SCHEMA1[1:], "application/json")
-MAX_MANIFEST_SIZE = 4 * 1048 * 1048  # containerd's MaxManifestSize
+# 4 MiB, as Docker/containers' ``MaxManifestBodySize`` and the registry's own PUT limit (a registry
+# never serves more unless it is broken or hostile; containerd's 4*1048*1048 is the same idea)
+MAX_MANIFEST_SIZE = 4 << 20
 LAYER_TYPES_SKIPPED = ("application/vnd.oci.image.layer.nondistributable",
                        "application/vnd.docker.image.rootfs.foreign")  # fmt: skip
 
@@ -124,8 +127,9 @@ def parse(raw: bytes, content_type: str = "") -> Manifest | Index:
 
 
 # -- platforms -------------------------------------------------------------------------------------
-_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "armv6l": "arm", "i686": "386",
-         "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}  # fmt: skip
+_ARCH = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm",
+         "armv7l": "arm", "armv6l": "arm", "i686": "386", "i386": "386", "ppc64le": "ppc64le",
+         "s390x": "s390x", "riscv64": "riscv64"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -139,12 +143,26 @@ class Platform:
 
 
 def normalize(p: Platform) -> Platform:
-    """containerd's ``platforms.Normalize``: arm64 means v8, arm means v7 unless said otherwise."""
-    arch, variant = _ARCH.get(p.architecture, p.architecture), p.variant
+    """containerd's ``platforms.Normalize`` (the 1.4/1.5 one Docker 20.10 uses): ``aarch64`` and
+    ``arm64`` mean ``arm64/v8``, ``arm`` means ``arm/v7``, a bare variant number gets its ``v``,
+    ``armhf``/``armel`` are ``arm/v7``/``arm/v6``, ``x86_64`` is ``amd64``.
+
+    >>> [str(normalize(Platform("Linux", a, v))) for a, v in
+    ...  [("aarch64", ""), ("arm64", "8"), ("arm", ""), ("arm", "6"), ("armel", ""), ("x86_64", "")]]
+    ['linux/arm64/v8', 'linux/arm64/v8', 'linux/arm/v7', 'linux/arm/v6', 'linux/arm/v6', 'linux/amd64']
+    """
+    raw, variant = p.architecture.lower(), p.variant.lower()
+    arch = _ARCH.get(raw, raw)
+    if raw == "armhf":
+        variant = "v7"
+    elif raw == "armel":
+        variant = "v6"
     if arch == "arm64" and variant in ("", "8"):
         variant = "v8"
     elif arch == "arm" and variant in ("", "7"):
-        variant = "v7" if variant in ("", "7") else variant
+        variant = "v7"
+    elif arch == "arm" and variant in ("5", "6", "8"):
+        variant = "v" + variant
     elif arch == "amd64" and variant == "v1":
         variant = ""
     return Platform(p.os.lower(), arch, variant)
@@ -156,20 +174,37 @@ def host_platform() -> Platform:
     return normalize(Platform("linux", _ARCH.get(machine, machine), variant))
 
 
-def parse_platform(spec: str) -> Platform:
-    """``--platform linux/arm64/v8``.
+_KNOWN_OS = ("aix", "android", "darwin", "dragonfly", "freebsd", "illumos", "ios", "js", "linux",
+             "netbsd", "openbsd", "plan9", "solaris", "windows")  # fmt: skip
+_KNOWN_ARCH = ("386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le", "mipsle",
+               "ppc64", "ppc64le", "riscv64", "s390x", "wasm", *_ARCH)  # fmt: skip
 
-    >>> str(parse_platform("linux/arm64"))
+
+def parse_platform(spec: str) -> Platform:
+    """``--platform os/arch[/variant]``, as containerd's ``platforms.Parse``: one part alone is an
+    OS (with the host's architecture) or an architecture (on the host's OS).
+
+    >>> str(parse_platform("linux/arm64")), str(parse_platform("linux/arm/6"))
+    ('linux/arm64/v8', 'linux/arm/v6')
+    >>> str(parse_platform("arm64"))
     'linux/arm64/v8'
     """
-    parts = spec.strip().split("/")
-    if len(parts) < 2 or len(parts) > 3 or not all(parts):
-        raise InvalidInput(f'"{spec}": unknown operating system or architecture: invalid argument')
+    parts = spec.strip().lower().split("/")
+    bad = InvalidInput(f'"{spec}": unknown operating system or architecture: invalid argument', subject=spec)
+    if len(parts) > 3 or not all(re.fullmatch(r"[a-z0-9_-]+", x) for x in parts):
+        raise bad
+    if len(parts) == 1:
+        host = host_platform()
+        if parts[0] in _KNOWN_OS:
+            return Platform(parts[0], host.architecture, host.variant)
+        if parts[0] in _KNOWN_ARCH:
+            return normalize(Platform(host.os, parts[0]))
+        raise bad
     return normalize(Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else ""))
 
 
 def select(index: Index, want: Platform) -> Descriptor:
-    """The first entry (in list order) matching ``want``; for arm, retry ignoring the variant.
+    """The first entry (in list order) matching ``want``; for 32-bit arm, retry ignoring the variant.
 
     Entries of unknown media types are skipped (the OCI spec requires it).
     """
@@ -187,7 +222,7 @@ def select(index: Index, want: Platform) -> Descriptor:
     for d in usable:
         if of(d) == want:
             return d
-    if want.architecture.startswith("arm"):
+    if want.architecture == "arm":  # moby's backwards-compatible retry is for 32-bit arm only
         for d in usable:
             if (of(d).os, of(d).architecture) == (want.os, want.architecture):
                 return d

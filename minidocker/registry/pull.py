@@ -18,22 +18,23 @@ import contextlib
 import json
 import os
 import tempfile
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TextIO
 
 from minidocker import trace
 from minidocker.errors import InvalidInput, MinidockerError, NotFound
 from minidocker.image import digest as _digest
 from minidocker.image import reference
+from minidocker.image.layerstore import PendingLayer
 from minidocker.image.store import Stores
-from minidocker.registry import auth, manifest
+from minidocker.registry import auth, manifest, progress
 from minidocker.registry.client import DigestMismatch, Registry
 from minidocker.registry.distribution import DistributionStore
 from minidocker.registry.manifest import Descriptor, Manifest, Platform
 
 MAX_CONFIG_SIZE = 8 << 20
+WORKER_MIN_BYTES = 4 << 20  # below this, a second process costs more than it saves
 ROOTFS_MISMATCH = "layers from manifest don't match image configuration"
 
 Output = Callable[[str], None]
@@ -75,40 +76,45 @@ def resolve_manifest(
 
 
 def pull(stores: Stores, name: str, *, platform: Platform | None = None, out: Output = print,
-         max_concurrent: int = 3) -> str:  # fmt: skip
-    """Pull ``name``; prints Docker's plain (non-terminal) lines through ``out``; returns the image ID."""
+         max_concurrent: int = 3, terminal: TextIO | None = None) -> str:  # fmt: skip
+    """Pull ``name``; returns the image ID.
+
+    Prints Docker's plain (non-terminal) lines through ``out``, or, given a ``terminal``, draws
+    Docker's per-layer progress bars there (and ignores ``out``).
+    """
+    shown = progress.Terminal(terminal) if terminal is not None else progress.Plain(out)
     ref = reference.parse(name)
     if ref.is_name_only:
-        out(f"Using default tag: {reference.DEFAULT_TAG}")
+        shown.line(f"Using default tag: {reference.DEFAULT_TAG}")
         ref = ref.with_default_tag()
     try:
-        return _pull(stores, ref, platform, out, max_concurrent)
+        return _pull(stores, ref, platform, shown, max_concurrent)
     except MinidockerError as e:
-        shown = ref.familiar_string()
-        if shown in str(e):
+        name = ref.familiar_string()
+        if name in str(e):
             raise
-        raise type(e)(f"pulling {shown}: {e}", subject=shown) from None
+        raise type(e)(f"pulling {name}: {e}", subject=name) from None
 
 
-def _pull(stores: Stores, ref: reference.Reference, platform: Platform | None, out: Output,
+def _pull(stores: Stores, ref: reference.Reference, platform: Platform | None, shown: progress.Plain,
           max_concurrent: int) -> str:  # fmt: skip
     if ref.tag and ref.digest:  # G9: resolve by digest only, the tag is ignored (Docker >= 20.10.20)
         ref = ref.favor_digest()
     reg = Registry(ref.domain, auth.load_credentials(ref.domain))
-    out(f"{ref.digest or ref.tag}: Pulling from {ref.path}")
+    shown.line(f"{ref.digest or ref.tag}: Pulling from {ref.path}")
     m, manifest_digest = resolve_manifest(reg, ref, platform)
     image_id = m.config.digest
     if not stores.images.exists(image_id):
         config = _fetch_config(reg, ref, m.config)
         diff_ids = _diff_ids(config, m)
-        _fetch_layers(stores, reg, ref, m.layers, diff_ids, out, max_concurrent)
+        _fetch_layers(stores, reg, ref, m.layers, diff_ids, shown, max_concurrent)
         created = stores.images.create(config)
         if created != image_id:  # cannot happen after _verify, but an image is its config hash
             raise DigestMismatch(f"image config verification failed for digest {image_id}")
     updated = _set_references(stores, ref, manifest_digest, image_id)
-    out(f"Digest: {manifest_digest}")
+    shown.line(f"Digest: {manifest_digest}")
     status = "Downloaded newer image for" if updated else "Image is up to date for"
-    out(f"Status: {status} {ref.familiar_string()}")
+    shown.line(f"Status: {status} {ref.familiar_string()}")
     return image_id
 
 
@@ -139,79 +145,181 @@ def _diff_ids(config: bytes, m: Manifest) -> list[str]:
 
 
 def _fetch_layers(stores: Stores, reg: Registry, ref: reference.Reference, layers: list[Descriptor],
-                  diff_ids: list[str], out: Output, max_concurrent: int) -> None:  # fmt: skip
+                  diff_ids: list[str], shown: progress.Plain, max_concurrent: int) -> None:  # fmt: skip
+    """Download the missing layers (``max_concurrent`` at a time), extract them on both cores
+    and register them in layer order (:mod:`.apply`).
+
+    The main thread extracts the lowest layer not taken yet while it is still downloading (its
+    temp file is read as it grows), so extraction starts with the first bytes; a worker process
+    takes the next one once it has downloaded. Each blob verifies before any reader sees its EOF,
+    so before its layer can be committed.
+    """
+    from minidocker.registry import apply, download
+
     dist = distribution_store(stores)
     chains = _digest.chain_ids(diff_ids)
-    lock = threading.Lock()
-
-    def say(short: str, what: str) -> None:
-        with lock:
-            out(f"{short}: {what}")
-
     present = [dist.diff_id(d.digest) == diff_ids[i] and stores.layers.exists(chains[i])
                for i, d in enumerate(layers)]  # fmt: skip
     todo = [i for i, p in enumerate(present) if not p]
     for i, d in enumerate(layers):
-        say(d.digest[7:19], "Already exists" if present[i] else "Pulling fs layer")
+        shown.status(d.digest[7:19], "Already exists" if present[i] else "Pulling fs layer")
     for n, i in enumerate(todo):
         if n >= max_concurrent:
-            say(layers[i].digest[7:19], "Waiting")
-    temps: dict[int, str] = {}
+            shown.status(layers[i].digest[7:19], "Waiting")
+    blobs = download.Blobs()
+    by_index: dict[int, download.Blob] = {}
+    pending: dict[int, PendingLayer] = {}
     fresh: list[str] = []
+    plan = apply.Schedule(todo)
+    helpers: list[apply.Helper] = []
     pool = ThreadPoolExecutor(max_workers=max(1, max_concurrent), thread_name_prefix="pull")
-
-    def download(i: int) -> str:
-        d = layers[i]
-        fd, path = tempfile.mkstemp(prefix="GetImageBlob", dir=stores.tmp)
-        with lock:
-            temps[i] = path
-        with os.fdopen(fd, "wb") as f:
-            reg.fetch_blob(ref.path, d, f)
-        say(d.digest[7:19], "Verifying Checksum")
-        say(d.digest[7:19], "Download complete")
-        return path
-
-    futures: dict[int, Future[str]] = {i: pool.submit(download, i) for i in todo}
     try:
+        for i in todo:
+            fd, path = tempfile.mkstemp(prefix="GetImageBlob", dir=stores.tmp)
+            os.close(fd)
+            by_index[i] = blobs.add(layers[i], path)
+        for i in todo:  # in layer order: the first layers, needed first, start first
+            pool.submit(_download, reg, ref.path, by_index[i], shown)
+        # every missing layer begins now, base first: its overlay2 ``lower`` names its parent's
+        parent_cache: str | None = None
+        for i in range(len(layers)):
+            if i in by_index:
+                pending[i] = stores.layers.begin(parent_cache)
+                parent_cache = pending[i].cache_id
+            else:
+                parent_cache = stores.layers.get(chains[i]).cache_id
+
+        def job(i: int) -> dict[str, str]:
+            p = pending[i]
+            return {
+                "blob": by_index[i].path,
+                "diff": stores.driver.diff_path(p.cache_id),
+                "tarsplit": p.tarsplit,
+            }
+
+        def wait_blob(i: int) -> bool:
+            return by_index[i].outcome() is None and blobs.failure is None
+
+        if apply.enabled() and len(todo) > 1 and sum(layers[i].size for i in todo[1:]) >= WORKER_MIN_BYTES:
+            helpers = [apply.Helper(plan, wait_blob, job).start() for _ in range(apply.workers(len(todo)))]
+
+        def extract_some(i: int) -> None:
+            """Until layer ``i`` is extracted: extract here whatever nobody has taken yet."""
+            while not plan.ready(i):
+                k = plan.claim()  # the lowest: ``i`` itself unless someone has it
+                for h in helpers:
+                    if k is None:
+                        k = h.steal()
+                if k is None:
+                    return  # layer i is being extracted by the worker: wait for it
+                try:
+                    outcome: apply.Result | BaseException = _extract_here(
+                        stores, by_index[k], pending[k], k, shown
+                    )
+                except BaseException as e:
+                    plan.done(k, e)
+                    raise
+                plan.done(k, outcome)
+
         parent: str | None = None
         for i, d in enumerate(layers):
-            if i in futures:
-                path = futures[i].result()
-                _register(stores, path, parent, diff_ids[i], i)
+            if i in by_index:
+                extract_some(i)
+                try:
+                    diff_id, size = plan.result(i)
+                    stores.layers.commit(pending[i], parent, diff_id, size, expected_diff_id=diff_ids[i])
+                except InvalidInput as e:
+                    if "diff ID mismatch" in str(e):
+                        raise InvalidInput(f"{ROOTFS_MISMATCH}: layer {i}: {e}") from None
+                    raise
+                del pending[i]
                 fresh.append(chains[i])
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-                say(d.digest[7:19], "Pull complete")
+                    os.unlink(by_index[i].path)
+                shown.status(d.digest[7:19], "Pull complete")
             # Registered() runs for "Already exists" layers too: a new source repo is recorded.
             dist.add(diff_ids[i], d.digest, ref.name)
             parent = chains[i]
-    except BaseException:
-        for f in futures.values():
-            f.cancel()
+    except BaseException as e:
+        blobs.abort(e)
+        plan.stop()
+        for h in helpers:
+            h.stop(kill=True)  # before its layer's dirs go
         pool.shutdown(wait=True)
+        for p in pending.values():
+            stores.layers.abandon(p)
         _drop_unused(stores, fresh)
+        if isinstance(e, download.Cancelled) and blobs.failure is not None and blobs.failure is not e:
+            raise blobs.failure from None  # the download that failed first, not the one it stopped
         raise
     finally:
+        for h in helpers:
+            h.stop()
         pool.shutdown(wait=True)
-        for path in temps.values():
+        for blob in by_index.values():
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+                os.unlink(blob.path)
 
 
-def _register(stores: Stores, path: str, parent: str | None, diff_id: str, i: int) -> None:
-    """DecompressStream + register, exactly as ``load`` does (gzip, zstd or plain)."""
-    from minidocker.archive.compress import decompress
+def _download(reg: Registry, repo: str, blob: Any, shown: progress.Plain) -> None:
+    """One worker: the blob into its temp file, with ``Downloading`` bars and status lines."""
+    from minidocker.registry import download
 
-    with open(path, "rb") as raw:
-        stream, kind = decompress(raw)
-        trace.emit(lambda: f"pull: register layer {i} ({kind}) on {parent or 'no parent'}")
+    short, size = blob.short, blob.desc.size
+
+    def verified() -> None:
+        shown.status(short, "Verifying Checksum")
+        shown.status(short, "Download complete")
+
+    try:
+        download.fetch(reg, repo, blob, lambda n: shown.bar(short, "Downloading", n, size), verified)
+    except BaseException as e:
+        blob.owner.abort(e)  # wakes the extractor, stops the other downloads
+        raise
+
+
+def _extract_here(
+    stores: Stores, blob: Any, pending: PendingLayer, i: int, shown: progress.Plain
+) -> tuple[str, int]:
+    """DecompressStream + extract, as ``load`` does (gzip, zstd or plain), reading the blob as it
+    downloads and inflating it on the other core (:mod:`.unpack`). Returns (DiffID, size)."""
+    from minidocker.image.layerstore import extract_into
+    from minidocker.registry import download, unpack
+
+    short, size = blob.short, blob.desc.size
+
+    def extracting(n: int) -> None:
+        if blob.verified:
+            shown.bar(short, "Extracting", n, size)
+
+    raw = download.TailReader(blob, extracting)
+    try:
+        stream = unpack.Inflater(raw)  # type: ignore[arg-type]  # a RawIOBase reads bytes
         try:
+            kind = stream.kind
+            trace.emit(lambda: f"pull: extracting layer {i} ({kind}) in the CLI")
+            diff_dir = stores.driver.diff_path(pending.cache_id)
             # Go's gzip reader hands over EOF with the last data; plain files report it alone.
-            stores.layers.register(stream, parent, eof_empty_segment=kind != "gzip", expected_diff_id=diff_id)
-        except InvalidInput as e:
-            if "diff ID mismatch" in str(e):
-                raise InvalidInput(f"{ROOTFS_MISMATCH}: layer {i}: {e}") from None
+            diff_id = extract_into(
+                stream,  # type: ignore[arg-type]  # a RawIOBase reads bytes
+                diff_dir,
+                pending.tarsplit,
+                eof_empty_segment=kind != "gzip",
+                stream_digest=stream.diff_id,
+            )
+        except BaseException as e:
+            failed = blob.outcome() if isinstance(e, MinidockerError) else None
+            blob.owner.abort(e)  # the inflater may be waiting for bytes: wake it before closing
+            if isinstance(failed, DigestMismatch):
+                raise download.reraise(failed) from None
             raise
+        finally:
+            stream.close()
+    finally:
+        raw.close()
+    from minidocker.storage.overlay2 import directory_size
+
+    return diff_id, directory_size(diff_dir)
 
 
 def _drop_unused(stores: Stores, chain_ids: list[str]) -> None:

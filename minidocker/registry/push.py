@@ -3,13 +3,16 @@
 A layer is skipped without reading it when ``v2metadata`` says this repository already got its
 blob and a ``HEAD`` confirms it; a blob known from another repository on the same registry is
 cross-mounted (``POST .../uploads/?mount=&from=``). Otherwise the layer tar is reassembled from
-tar-split + ``diff/``, gzipped into a temp file while hashing, and uploaded (``POST``, one
-``PATCH`` per 16 MiB chunk, ``PUT ?digest=``). The manifest is Docker's schema 2, serialised with
-3-space indentation as dockerd does.
+tar-split + ``diff/``, gzipped into a temp file while hashing, and uploaded: ``POST``, then
+the data in the closing ``PUT ?digest=`` when it fits one 16 MiB chunk (monolithic), else one
+``PATCH`` per chunk and an empty ``PUT`` (chunked). The manifest is Docker's schema 2, serialised
+with 3-space indentation as dockerd does. ``all_tags`` pushes every tag of the repository, in
+name order, over one connection and token cache.
 
 Use::
 
     push(stores, "127.0.0.1:5000/busybox:latest", out=print)
+    push(stores, "127.0.0.1:5000/busybox", all_tags=True)
 """
 
 from __future__ import annotations
@@ -83,31 +86,45 @@ def build_manifest(config: bytes, layers: list[tuple[str, int]]) -> bytes:
     return json.dumps(doc, indent=3).encode()
 
 
-def push(stores: Stores, name: str, *, out: Output = print) -> str:
-    """Push a tagged image; prints Docker's plain lines; returns the manifest digest."""
+def push(stores: Stores, name: str, *, all_tags: bool = False, out: Output = print) -> str:
+    """Push a tagged image (``all_tags``: every tag of the repository, in order); prints Docker's
+    plain lines; returns the (last) manifest digest."""
     ref = reference.parse(name)
     if ref.digest is not None:
         raise InvalidInput(f"cannot push a digest reference: {ref.familiar_string()}")
-    if ref.is_name_only:
-        out(f"Using default tag: {reference.DEFAULT_TAG}")
-        ref = ref.with_default_tag()
-    try:
-        image_id = stores.refs.get(ref)
-    except NotFound:
-        raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}") from None
+    if all_tags and not ref.is_name_only:
+        raise InvalidInput(f"tag can't be used with --all-tags/-a: {ref.familiar_string()}")
+    if all_tags:
+        tagged = [
+            (r, i) for r, i in stores.refs.references_by_name(ref) if r.tag is not None and r.digest is None
+        ]
+        if not tagged:
+            raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
+    else:
+        if ref.is_name_only:
+            out(f"Using default tag: {reference.DEFAULT_TAG}")
+            ref = ref.with_default_tag()
+        try:
+            tagged = [(ref, stores.refs.get(ref))]
+        except NotFound:
+            raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}") from None
     out(f"The push refers to repository [{ref.name}]")
-    try:
-        return _push(stores, ref, image_id, out)
-    except MinidockerError as e:
-        shown = ref.familiar_string()
-        if shown in str(e):
-            raise
-        raise type(e)(f"pushing {shown}: {e}", subject=shown) from None
-
-
-def _push(stores: Stores, ref: reference.Reference, image_id: str, out: Output) -> str:
     creds = auth.load_credentials(ref.domain)
     reg = Registry(ref.domain, creds)
+    dgst = ""
+    for one, image_id in tagged:
+        try:
+            dgst = _push(stores, reg, creds, one, image_id, out)
+        except MinidockerError as e:
+            shown = one.familiar_string()
+            if shown in str(e):
+                raise
+            raise type(e)(f"pushing {shown}: {e}", subject=shown) from None
+    return dgst
+
+
+def _push(stores: Stores, reg: Registry, creds: auth.Credentials | None, ref: reference.Reference,
+          image_id: str, out: Output) -> str:  # fmt: skip
     key = auth.auth_config_key(creds)
     dist = distribution_store(stores)
     diff_ids = stores.diff_ids(image_id)

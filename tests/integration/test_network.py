@@ -8,6 +8,7 @@ tests create (10.23x.0.0/24 subnets). Every test ends with the host checked: no 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -104,7 +105,7 @@ def test_user_network_containers_reach_each_other_and_the_host(net: Any, host: A
     assert sorted(c["Name"] for c in doc["Containers"].values()) == ["one", "two"]
     assert doc["Labels"] == {"t": "1"}
     # rm refused while attached, nothing changed
-    r = net.fail("network", "rm", "tn1", rc=1)
+    r = net.fail("network", "rm", "tn1", rc=125)
     assert "has active endpoints" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert host.interface(bridge).exists
     net.snapshot()
@@ -119,13 +120,13 @@ def test_user_network_containers_reach_each_other_and_the_host(net: Any, host: A
 def test_network_create_errors_leave_nothing(net: Any, host: Any) -> None:
     net.ok("network", "create", "--subnet", "10.232.0.0/24", "tn2")
     before = kernel_objects(net, host)
-    r = net.fail("network", "create", "--subnet", "10.232.0.128/25", "tn3", rc=1)
+    r = net.fail("network", "create", "--subnet", "10.232.0.128/25", "tn3", rc=125)
     assert "overlaps" in r.stderr
-    r = net.fail("network", "create", "--subnet", "10.233.0.0/24", "tn2", rc=1)
+    r = net.fail("network", "create", "--subnet", "10.233.0.0/24", "tn2", rc=125)
     assert "already exists" in r.stderr
-    r = net.fail("network", "create", "--subnet", "10.233.0.1/24", "tn4", rc=1)
+    r = net.fail("network", "create", "--subnet", "10.233.0.1/24", "tn4", rc=125)
     assert "invalid subnet" in r.stderr
-    r = net.fail("network", "rm", "nosuchnet", rc=1)
+    r = net.fail("network", "rm", "nosuchnet", rc=125)
     assert "not found" in r.stderr
     r = net.fail("run", "--rm", "--network", "nosuchnet", "busybox", "true", rc=125)
     assert "network nosuchnet not found" in r.stderr
@@ -198,3 +199,30 @@ def test_none_and_host_modes_untouched(net: Any, host: Any) -> None:
         "com.docker.network.bridge.name"
     ]
     assert not host.interface(bridge).exists  # neither mode brought the default bridge up
+
+
+def _programs(net: Any, host: Any, *args: str) -> list[str]:
+    """The programs ``minidocker ARGS`` executes (strace), minidocker itself left out."""
+    log = f"{net.data_root}/execve.log"
+    r = host.run(f"strace -f -qq -e trace=execve -e signal=none -o {log} {net.command(*args)}")
+    assert r.rc == 0, r.stderr
+    lines = host.file(log).content_string.splitlines()
+    host.run(f"rm -f {log}")
+    found = [
+        ln.split('execve("', 1)[1].split('"', 1)[0] for ln in lines if 'execve("' in ln and "ENOENT" not in ln
+    ]
+    return found[1:]
+
+
+def test_no_process_is_spawned_per_container_on_a_bridge_that_is_up(net: Any, host: Any) -> None:
+    """Issue 5, speed: with the bridge up, a container's network is netlink only (no `ip`, no
+    `iptables`); the only program executed is the container's command. Bringing the default
+    bridge's rules up and down is one iptables-save and one iptables-restore each way."""
+    if host.run("command -v strace").rc != 0:
+        pytest.skip("strace is not installed")
+    first = _programs(net, host, "run", "--rm", "busybox", "true")
+    assert [os.path.basename(p) for p in first] == [
+        "iptables-save", "iptables-restore", "true", "iptables-save", "iptables-restore"
+    ], first  # fmt: skip
+    net.ok("run", "-d", "--name", "keeper", "busybox", "sleep", "60")  # keeps the default bridge up
+    assert _programs(net, host, "run", "--rm", "busybox", "true") == ["/bin/true"]

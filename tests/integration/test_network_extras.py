@@ -120,21 +120,87 @@ def test_network_connect_and_disconnect(nx: Any, host: Any) -> None:
     # eth0 keeps the default route
     assert "default via 10.243.0.1 dev eth0" in nx.ok("exec", "app", "ip", "route")
 
-    r = nx.fail("network", "connect", "xback", "app", rc=1)
+    r = nx.fail("network", "connect", "xback", "app", rc=125)
     assert "endpoint with name app already exists in network xback" in r.stderr
     nx.ok("run", "-d", "--name", "loner", "--network", "none", "busybox", "sleep", "60")
-    r = nx.fail("network", "connect", "xback", "loner", rc=1)
+    r = nx.fail("network", "connect", "xback", "loner", rc=125)
     assert "private (none) mode" in r.stderr
-    r = nx.fail("network", "connect", "nosuchnet", "app", rc=1)
+    r = nx.fail("network", "connect", "nosuchnet", "app", rc=125)
     assert "nosuchnet" in r.stderr
 
     nx.ok("network", "disconnect", "xback", "app")
     assert "eth1" not in _addrs(nx, "app")
     assert sorted(_networks(nx, "app")) == ["xfront"]
     assert "api" not in nx.ok("exec", "store", "cat", "/etc/hosts")
-    r = nx.fail("network", "disconnect", "xback", "app", rc=1)
+    r = nx.fail("network", "disconnect", "xback", "app", rc=125)
     assert "is not connected to network xback" in r.stderr
     links, _ = kernel_objects(nx, host)
     record = json.loads(nx.ok("network", "inspect", "xback"))[0]
     assert len(record["Containers"]) == 1  # only store
     assert len([link for link in links if link.startswith("veth")]) == 2  # app's eth0, store's (loner: none)
+
+
+def test_connect_a_stopped_container_applies_at_start_and_survives_restarts(nx: Any, host: Any) -> None:
+    """Docker records ``network connect`` of a created/stopped container in its NetworkSettings
+    and wires it at start; every network (with its --ip and aliases) is kept across restarts."""
+    nx.ok("network", "create", "--subnet", "10.244.0.0/24", "xone")
+    nx.ok("network", "create", "--subnet", "10.244.1.0/24", "xtwo")
+    nx.ok(
+        "create", "--name", "later", "--network", "xone", "--network-alias", "web", "busybox", "sleep", "60"
+    )
+    assert nx.ok("network", "connect", "--ip", "10.244.1.50", "--alias", "db", "xtwo", "later") == ""
+    nets = _networks(nx, "later")
+    assert sorted(nets) == ["xone", "xtwo"]
+    assert nets["xtwo"]["IPAMConfig"] == {"IPv4Address": "10.244.1.50"}
+    assert nets["xtwo"]["IPAddress"] == ""  # recorded, not wired: nothing is running
+    assert json.loads(nx.ok("network", "inspect", "xtwo"))[0]["Containers"] == {}
+    r = nx.fail("network", "connect", "xtwo", "later", rc=125)
+    assert "already exists in network xtwo" in r.stderr
+
+    nx.ok("start", "later")
+    nx.snapshot()
+    assert _addrs(nx, "later") == {"lo": "127.0.0.1/8", "eth0": "10.244.0.2/24", "eth1": "10.244.1.50/24"}
+    nx.ok("run", "-d", "--name", "peer", "--network", "xtwo", "busybox", "sleep", "60")
+    assert "1 packets received" in nx.ok("exec", "peer", "ping", "-c1", "-W2", "db")
+
+    for restart in (("restart", "-t", "0", "later"), ("stop", "-t", "0", "later")):
+        nx.ok(*restart)
+        if restart[0] == "stop":
+            stopped = _networks(nx, "later")
+            assert sorted(stopped) == ["xone", "xtwo"]
+            assert stopped["xtwo"]["IPAMConfig"] == {"IPv4Address": "10.244.1.50"}
+            assert "db" in stopped["xtwo"]["Aliases"] and "web" in stopped["xone"]["Aliases"]
+            nx.ok("start", "later")
+        assert _addrs(nx, "later")["eth1"] == "10.244.1.50/24"
+        assert sorted(_networks(nx, "later")) == ["xone", "xtwo"]
+        assert "1 packets received" in nx.ok("exec", "peer", "ping", "-c1", "-W2", "db")
+        nx.snapshot()
+
+    # disconnect while stopped: the record goes, the next start wires xone only
+    nx.ok("stop", "-t", "0", "later")
+    nx.ok("network", "disconnect", "xtwo", "later")
+    nx.ok("start", "later")
+    assert sorted(_addrs(nx, "later")) == ["eth0", "lo"]
+    assert sorted(_networks(nx, "later")) == ["xone"]
+
+
+def test_ip_netns_add_after_a_container_does_not_strand_its_netns(nx: Any, host: Any) -> None:
+    """``ip netns add`` bind-mounts /run/netns over itself the first time; our entries survive it.
+
+    Before minidocker made /run/netns a shared mount point itself (as iproute2 does), the
+    self-bind covered the container's nsfs entry: ``rm -f`` could not unmount it and the netns,
+    its veth and rules outlived the container.
+    """
+    # start from a /run/netns that is not a mount point yet (plain umount: refused while busy)
+    helpers.run(host, "umount /run/netns 2>/dev/null")
+    nx.ok("run", "-d", "--name", "nsx", "busybox", "sleep", "60")
+    sandbox = nx.ok("inspect", "-f", "{{.NetworkSettings.SandboxKey}}", "nsx").strip()
+    assert host.file(sandbox).exists
+    name = "mdtest-nsx"
+    helpers.check(host, f"ip netns add {name}")
+    try:
+        nx.ok("rm", "-f", "nsx")
+        assert not host.file(sandbox).exists
+        assert sandbox not in helpers.check(host, "cat /proc/self/mounts")
+    finally:
+        helpers.run(host, f"ip netns del {name}")

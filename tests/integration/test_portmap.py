@@ -42,10 +42,12 @@ def rules_for(host: Any, *ports: int) -> list[str]:
     return [r for r in rules if "MINIDOCKER" in r and any(f"--dport {p} " in r + " " for p in ports)]
 
 
-def proxies(host: Any) -> list[str]:
-    """Live relays (a zombie waiting for init to reap it holds no socket any more)."""
+def proxies(host: Any, data_root: str) -> list[str]:
+    """Live relays of this data root (a zombie waiting for init to reap it holds no socket any
+    more; a relay's command line is the CLI's that forked its monitor, which names the data root:
+    other engineers' relays on the same host are not ours to count)."""
     out = host.run("pgrep -a -x md-proxy").stdout.splitlines()
-    return [line for line in out if line.strip() and not line.endswith("<defunct>")]
+    return [line for line in out if line.strip() and not line.endswith("<defunct>") and data_root in line]
 
 
 def state(host: Any, exec_root: str, cid: str) -> dict[str, Any]:
@@ -68,7 +70,7 @@ def pm(md: Any, host: Any, data_root: str) -> Iterator[Any]:
     for links, sandboxes in seen:
         assert_gone(host, links, sandboxes)
     assert rules_for(host, *md.ports) == []
-    assert proxies(host) == []
+    assert proxies(host, md.data_root) == []
     assert helpers.mounts_under(host, data_root) == []
 
 
@@ -95,12 +97,15 @@ def test_publish_reaches_the_container_and_stop_removes_everything(
     assert len(rules_for(host, lo, any_ip)) == 2  # the two DNATs (FORWARD/MASQUERADE match port 80)
     assert f"--to-destination {ip}:80" in "\n".join(rules_for(host, any_ip))
 
+    # a binding without HostIp is 0.0.0.0 and "::" (Docker 20.10 on a host that listens on IPv6)
     assert sorted(pm.ok("port", "web").splitlines()) == sorted(
-        [f"80/tcp -> 127.0.0.1:{lo}", f"80/tcp -> 0.0.0.0:{any_ip}"]
+        [f"80/tcp -> 127.0.0.1:{lo}", f"80/tcp -> 0.0.0.0:{any_ip}", f"80/tcp -> :::{any_ip}"]
     )
-    assert pm.ok("port", "web", "80").split() == [f"127.0.0.1:{lo}", f"0.0.0.0:{any_ip}"]
+    assert pm.ok("port", "web", "80").split() == [f"127.0.0.1:{lo}", f"0.0.0.0:{any_ip}", f":::{any_ip}"]
     ports_col = pm.ok("ps", "--format", "{{.Ports}}").strip()
     assert f"127.0.0.1:{lo}->80/tcp" in ports_col and f"0.0.0.0:{any_ip}->80/tcp" in ports_col
+    assert f":::{any_ip}->80/tcp" in ports_col
+    assert get(host, f"http://[::1]:{any_ip}/") == "page-web1\n"  # the proxy's IPv6 listener
     inspect = json.loads(pm.ok("inspect", "web"))[0]
     assert inspect["HostConfig"]["PortBindings"] == {
         "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(lo)}, {"HostIp": "", "HostPort": str(any_ip)}]
@@ -109,7 +114,7 @@ def test_publish_reaches_the_container_and_stop_removes_everything(
     assert inspect["NetworkSettings"]["Ports"]["80/tcp"][0] == {"HostIp": "127.0.0.1", "HostPort": str(lo)}
 
     pids = state(host, exec_root, cid)["Proxies"]
-    assert len(pids) == 2
+    assert len(pids) == 3
     assert all(host.file(f"/proc/{p}/comm").content_string.strip() == "md-proxy" for p in pids)
 
     pm.ok("stop", "-t", "1", "web")
@@ -122,7 +127,7 @@ def test_publish_reaches_the_container_and_stop_removes_everything(
     pm.ok("start", "web")
     assert get(host, f"http://127.0.0.1:{lo}/") == "page-web1\n"
     pm.ok("rm", "-f", "web")
-    assert rules_for(host, lo, any_ip) == [] and proxies(host) == []
+    assert rules_for(host, lo, any_ip) == [] and proxies(host, pm.data_root) == []
 
 
 def test_random_host_port_and_publish_all(pm: Any, host: Any, busybox_rootfs_tar: str) -> None:
@@ -156,7 +161,8 @@ def test_random_host_port_and_publish_all(pm: Any, host: Any, busybox_rootfs_tar
     )
     pm.snapshot()
     lines = sorted(pm.ok("port", "all").splitlines())
-    assert [line.split(" -> ")[0] for line in lines] == ["80/tcp", "9999/udp"], lines
+    assert sorted({line.split(" -> ")[0] for line in lines}) == ["80/tcp", "9999/udp"], lines
+    lines = [line for line in lines if " -> 0.0.0.0:" in line]  # (each has its ":::" twin too)
     published = int(lines[0].rsplit(":", 1)[1])
     pm.ports += [published, int(lines[1].rsplit(":", 1)[1])]
     assert get(host, f"http://127.0.0.1:{published}/") == "page-all\n"
@@ -182,7 +188,7 @@ def test_port_in_use_fails_with_nothing_configured(pm: Any, host: Any, exec_root
         assert pm.ok("ps", "-a", "--format", "{{.Names}} {{.State}}").split() == ["busy", "created"]
         cid = pm.ok("inspect", "-f", "{{.Id}}", "busy").strip()
         assert rules_for(host, ok_port, busy) == []
-        assert proxies(host) == []
+        assert proxies(host, pm.data_root) == []
         assert state(host, exec_root, cid) == {}
         assert json.loads(pm.ok("network", "inspect", "bridge"))[0]["Containers"] == {}  # no address, no veth
         assert json.loads(pm.ok("inspect", "busy"))[0]["NetworkSettings"]["Ports"] == {}
@@ -192,6 +198,36 @@ def test_port_in_use_fails_with_nothing_configured(pm: Any, host: Any, exec_root
     # once the port is free the same container starts
     pm.ok("start", "busy")
     assert len(state(host, exec_root, cid)["Proxies"]) == 2
+
+
+def test_explicit_ipv6_host_address_is_served_by_the_proxy(pm: Any, host: Any, exec_root: str) -> None:
+    """``-p [::1]:PORT:80``: a userland proxy on ::1 relays to the container's IPv4 address; no
+    iptables (or ip6tables) rule for it. ``port``/``ps`` print it the way Docker 20.10 does."""
+    port = free_port()
+    pm.ports.append(port)
+    cid = pm.ok(
+        "run", "-d", "--name", "six", "-h", "six", "-p", f"[::1]:{port}:80", "busybox", "sh", "-c", HTTPD
+    )
+    cid = cid.strip()
+    pm.snapshot()
+    assert get(host, f"http://[::1]:{port}/") == "page-six\n"
+    assert host.run(f"wget -T 2 -qO- http://127.0.0.1:{port}/").rc != 0  # ::1 only
+    assert pm.ok("port", "six").splitlines() == [f"80/tcp -> ::1:{port}"]
+    assert pm.ok("ps", "--format", "{{.Ports}}").strip() == f"::1:{port}->80/tcp"
+    doc = json.loads(pm.ok("inspect", "six"))[0]
+    assert doc["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "::1", "HostPort": str(port)}]}
+    assert doc["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "::1", "HostPort": str(port)}]}
+    assert state(host, exec_root, cid)["Rules"] == []
+    assert len(state(host, exec_root, cid)["Proxies"]) == 1
+    assert str(port) not in host.run("ip6tables-save").stdout
+    # taken: 125, one line, the container stays created, nothing left
+    res = pm.fail("run", "-d", "--name", "six2", "-p", f"[::1]:{port}:80", "busybox", "sleep", "30", rc=125)
+    assert res.stderr.splitlines() == [
+        f"Error: Error starting userland proxy: listen tcp6 [::1]:{port}: bind: address already in use"
+    ]
+    assert pm.ok("inspect", "-f", "{{.State.Status}}", "six2").strip() == "created"
+    pm.ok("rm", "-f", "six")
+    assert proxies(host, pm.data_root) == []
 
 
 def _portmap_cmd(pm: Any, *args: Any) -> str:

@@ -114,9 +114,17 @@ def test_dockerignore_rules(tmp_path: os.PathLike[str]) -> None:
         ctx.sources(["../etc/passwd"])
     with pytest.raises(InvalidInput, match="excluded by .dockerignore"):
         ctx.sources(["a.log"])
+    # a symlink resolves as if the context were / (moby FollowSymlinkInScope): never the host's
     os.symlink("/etc", os.path.join(root, "escape"))
-    with pytest.raises(InvalidInput, match="outside the build context"):
+    with pytest.raises(InvalidInput, match="file not found in build context"):
         ctx.sources(["escape/passwd"])
+    os.makedirs(os.path.join(root, "etc"))
+    open(os.path.join(root, "etc", "passwd"), "w").close()
+    (src,) = ctx.sources(["escape/passwd"])
+    assert (src.rel, src.path, src.base) == ("etc/passwd", os.path.join(root, "etc", "passwd"), "passwd")
+    os.symlink("../../../../src", os.path.join(root, "up"))
+    (src,) = ctx.sources(["up"])
+    assert (src.rel, src.is_dir, src.base) == ("src", True, "up")
 
 
 def test_content_hash_follows_content(tmp_path: os.PathLike[str]) -> None:
@@ -130,3 +138,66 @@ def test_content_hash_follows_content(tmp_path: os.PathLike[str]) -> None:
         f.write("two")
     assert ctx.content_hash(ctx.sources(["f"])) != h1
     assert ctx.content_hash(ctx.sources(["."])).startswith("dir:")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("FROM x\nEXPOSE\n", "line 2: EXPOSE requires at least one argument"),
+        ("FROM x\nUSER\n", "line 2: USER requires exactly one argument"),
+        ("FROM x\nWORKDIR\n", "line 2: WORKDIR requires exactly one argument"),
+        ("FROM x\nENV\n", "line 2: ENV requires at least one argument"),
+        ("FROM x\nCOPY a\n", "line 2: COPY requires at least two arguments"),
+        ("FROM x\n\nADD --chown=1 a\n", "line 3: ADD requires at least two arguments"),
+        ("FROM\n", "line 1: FROM requires either one or three arguments"),
+        ("FROM x y\n", "line 1: FROM requires either one or three arguments"),
+        ("FROM x\nHEALTHCHECK\n", "line 2: HEALTHCHECK requires an argument"),
+    ],
+)
+def test_argument_counts_are_checked_before_anything_runs(text: str, message: str) -> None:
+    """moby's parse-time checks: the whole file is refused with the line, no step runs."""
+    with pytest.raises(dfp.DockerfileError, match=message):
+        dfp.parse(text)
+
+
+def test_instructions_without_arguments_that_docker_accepts() -> None:
+    assert [i.cmd for i in dfp.parse("FROM x\nCMD\nENTRYPOINT\nRUN\n").instructions] == [
+        "from", "cmd", "entrypoint", "run"
+    ]  # fmt: skip
+
+
+def test_heredocs_are_read_verbatim() -> None:
+    """BuildKit's ``<<EOF`` syntax: the body lines are neither comments nor continuations."""
+    df = dfp.parse(
+        "FROM x\n"
+        "RUN <<EOF\n"
+        "echo a # stays\n"
+        "# stays too\n"
+        "echo b \\\n"
+        "EOF\n"
+        'COPY <<-"A" <<B /dst/\n'
+        "\t\tline $X\n"
+        "\tA\n"
+        "b\n"
+        "B\n"
+        "RUN cat <<EOF > /f\n"
+        "\n"
+        "EOF\n"
+        'CMD ["sh"]\n'
+    )
+    run, copy, run2, cmd = df.instructions[1:]
+    assert run.rest == "<<EOF" and [(d.name, d.content) for d in run.heredocs] == [
+        ("EOF", "echo a # stays\n# stays too\necho b \\\n")
+    ]
+    assert [(d.name, d.content, d.expand, d.strip_tabs) for d in copy.heredocs] == [
+        ("A", "line $X\n", False, True),
+        ("B", "b\n", True, False),
+    ]
+    assert copy.args == ['<<-"A"', "<<B", "/dst/"]
+    assert run2.heredocs[0].content == "\n" and cmd.cmd == "cmd" and cmd.line == 15
+    assert dfp.parse('RUN echo "<<EOF" <<<x\nCMD x\n').instructions[0].heredocs == []
+
+
+def test_unterminated_heredoc_names_the_line() -> None:
+    with pytest.raises(dfp.DockerfileError, match="line 2: unterminated heredoc EOF"):
+        dfp.parse("FROM x\nRUN <<EOF\necho\n")

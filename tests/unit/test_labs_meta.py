@@ -59,7 +59,7 @@ COMING: frozenset[int] = frozenset()
 
 def test_there_are_labs_and_chapters() -> None:
     done = {f"{n:02d}" for n in range(1, 11) if n not in COMING}
-    assert {d.name[:2] for d in LAB_DIRS} >= done
+    assert {d.name[:2] for d in LAB_DIRS} >= done | {"11"}, "ten chapter labs and the capstone"
     assert {p.name[:2] for p in CHAPTER_PAGES} >= done
 
 
@@ -89,7 +89,7 @@ def test_lab_readme_sections_and_no_spoilers(lab: Path) -> None:
     missing = [s for s in LAB_SECTIONS if not re.search(rf"^{re.escape(s)}\b", text, re.M)]
     assert not missing, f"{lab.name}/README.md lacks sections {missing}"
     assert "solution" not in text.lower(), "the README must not point at the reference solution"
-    assert f"runner.py check {lab.name[:2]}" in text, "README says how to check"
+    assert f"minidocker lab check {lab.name[:2]}" in text, "README says how to check"
     assert re.search(r"^### Step 1\b", text, re.M), "steps are '### Step N — ...'"
 
 
@@ -103,6 +103,28 @@ def test_lab_hints_are_tiered(lab: Path) -> None:
     assert numbers == list(range(1, len(levels) + 1))
     assert all(body for _, body in levels)
     assert "solution" not in (lab / "hints.md").read_text().lower()
+
+
+def _words(text: str) -> str:
+    """Quotes, redirections and a trailing ``&`` dropped, blanks squeezed: how a hint would spell it."""
+    words = text.replace('"', "").replace("'", "").split()
+    return " ".join(w for w in words if not re.match(r"^(\d?>>?|<)(&\d|/dev/null)?$|^&$", w))
+
+
+@pytest.mark.parametrize("lab", LAB_DIRS, ids=_ids(LAB_DIRS))
+def test_lab_hints_never_give_the_solutions_commands(lab: Path) -> None:
+    """Hints say what is wrong and where to look: no command of the reference solution, copied."""
+    hints = _words((lab / "hints.md").read_text())
+    work = f"/var/lib/minidocker-labs/{lab.name[:2]}"
+    copied = []
+    for line in (lab / "solution" / "solution.sh").read_text().splitlines():
+        cmd = line.strip()
+        if len(cmd) < 20 or cmd.startswith("#"):
+            continue
+        spelled = re.sub(r"^md ", "minidocker ", re.sub(r"\$\{?LAB\}?", work, cmd))
+        if any(len(c) >= 20 and c in hints for c in {_words(cmd), _words(spelled)}):
+            copied.append(cmd)
+    assert not copied, f"{lab.name}/hints.md gives the solution's commands: {copied}"
 
 
 @pytest.mark.parametrize("lab", LAB_DIRS, ids=_ids(LAB_DIRS))
@@ -127,6 +149,38 @@ def test_runner_discovers_every_lab() -> None:
     import runner
 
     assert sorted(runner.discover()) == [d.name[:2] for d in LAB_DIRS]
+
+
+def test_prove_host_diff_reports_only_what_stays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """prove's host check: new items count, items that vanish within the settle time do not."""
+    import runner
+
+    before = frozenset({"link eth0", "mount / (ext4)"})
+    states = iter([
+        before | {"link veth06a", "link lab11br", "cgroup /sys/fs/cgroup/pids/mdtest-x"},
+        before | {"link lab11br", "cgroup /sys/fs/cgroup/pids/mdtest-x"},  # the veth went by itself
+    ])  # fmt: skip
+    last: list[frozenset[str]] = []
+
+    def state() -> frozenset[str]:
+        last[:] = [next(states, last[0] if last else before)]
+        return last[0]
+
+    monkeypatch.setattr(runner, "host_state", state)
+    monkeypatch.setattr(runner, "SETTLE_SECONDS", 0.6)
+    monkeypatch.setattr(runner.time, "sleep", lambda s: None)
+    monkeypatch.setenv("MINIDOCKER_LABS_IGNORE_LEFTOVERS", "mdtest-")
+    assert runner.leftovers(before) == ["link lab11br"]
+    save = [
+        "*filter",
+        ":FORWARD DROP [0:0]",
+        ":MINIDOCKER-FORWARD - [3:4]",
+        "-A FORWARD -j MINIDOCKER-FORWARD",
+    ]
+    assert runner.iptables_items(save) == {
+        "iptables -t filter :MINIDOCKER-FORWARD -",
+        "iptables -t filter -A FORWARD -j MINIDOCKER-FORWARD",
+    }, "built-in chains and counters are not a lab's"
 
 
 # -- shared checker helpers -------------------------------------------------------------------------

@@ -116,3 +116,55 @@ def test_very_deep_chain_uses_relative_mount(driver: Overlay2Driver) -> None:
     finally:
         driver.put("rw")
     assert not kernel.is_mountpoint(merged)
+
+
+def _super_options(path: str) -> list[str]:
+    """The filesystem's options of the mount at ``path`` (mountinfo, after " - ")."""
+    with open("/proc/self/mountinfo") as f:
+        line = next((line for line in f if line.split()[4] == path), "")
+    return line.partition(" - ")[2].split()[-1].split(",") if line else []
+
+
+def _volatile(path: str) -> bool:
+    return bool({"volatile", "fsync=volatile"} & set(_super_options(path)))  # (6.x shows the latter)
+
+
+@pytest.mark.root
+def test_volatile_mounts_skip_the_sync_and_leave_docker_s_layout(driver: Overlay2Driver) -> None:
+    """A --rm container's init layer: mounted volatile (no syncfs at umount); afterwards it
+    looks as after a normal mount and mounts normally again (overlayfs's incompat dir is gone)."""
+    driver.create("base")
+    driver.create("rw", parent="base")
+    with driver.volatile_mounts():
+        merged = driver.get("rw")
+    try:
+        assert _volatile(merged), _super_options(merged)
+        Path(merged, "file").write_text("x")
+    finally:
+        driver.put("rw")
+    assert sorted(os.listdir(os.path.join(driver.home, "rw", "work"))) == ["work"]
+    assert os.listdir(os.path.join(driver.home, "rw", "work", "work")) == []
+    merged = driver.get("rw")  # not volatile now, and not refused
+    try:
+        assert _super_options(merged) and not _volatile(merged)
+        assert Path(merged, "file").read_text() == "x"
+    finally:
+        driver.put("rw")
+
+
+def test_remove_tree_never_follows_symlinks(tmp_path: Path) -> None:
+    from minidocker.storage.overlay2 import remove_tree
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("k")
+    tree = tmp_path / "tree"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "b" / "f").write_text("f")
+    (tree / "a" / "rel").symlink_to("../../outside")
+    (tree / "abs").symlink_to(outside)
+    os.chmod(tree / "a" / "b", 0o500)  # read-only dir: emptied anyway (root) or after chmod
+    remove_tree(str(tree))
+    remove_tree(str(tree))  # gone: nothing to do
+    assert not tree.exists()
+    assert (outside / "keep").read_text() == "k"

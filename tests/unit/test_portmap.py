@@ -78,17 +78,48 @@ def test_run_options_become_docker_shapes() -> None:
 
 def test_requested_bindings_and_publish_all() -> None:
     exposed = {"80/tcp": {}, "443/tcp": {}, "53/udp": {}}
-    got = portmap.requested(exposed, {"80/tcp": [("127.0.0.1", "8080"), ("", "")]}, False)
+    got = portmap.requested(exposed, {"80/tcp": [("127.0.0.1", "8080"), ("", "")]}, False, v6=False)
     assert [(m.key, m.host_ip, m.host_port) for m in got] == [
         ("80/tcp", "127.0.0.1", 8080),
         ("80/tcp", "0.0.0.0", 0),
     ]
-    got = portmap.requested(exposed, {"80/tcp": [("", "8080")]}, True)
+    got = portmap.requested(exposed, {"80/tcp": [("", "8080")]}, True, v6=False)
     assert [(m.key, m.host_port) for m in got] == [("53/udp", 0), ("80/tcp", 8080), ("443/tcp", 0)]
-    ranged = portmap.requested(None, {"80/tcp": [("", "8000-8010")]}, False)[0]
+    ranged = portmap.requested(None, {"80/tcp": [("", "8000-8010")]}, False, v6=False)[0]
     assert (ranged.host_port, ranged.host_port_end) == (8000, 8010)
-    with pytest.raises(InvalidInput, match="IPv6"):
-        portmap.requested(None, {"80/tcp": [("::1", "8080")]}, False)
+    with pytest.raises(InvalidInput, match="Invalid ip address"):
+        portmap.requested(None, {"80/tcp": [("nohost", "8080")]}, False)
+
+
+def test_ipv6_bindings_like_docker_20_10() -> None:
+    """No HostIp: 0.0.0.0 plus a "::" twin (when the host listens on IPv6); an explicit IPv6
+    HostIp is kept as given. Neither gets an iptables rule: the userland proxy serves them."""
+    got = portmap.requested(None, {"80/tcp": [("", "8080"), ("::1", "9090")]}, False, v6=True)
+    assert [(m.host_ip, m.host_port, m.implicit, m.ipv6) for m in got] == [
+        ("0.0.0.0", 8080, False, False),
+        ("::", 8080, True, True),
+        ("::1", 9090, False, True),
+    ]
+    assert portmap.port_rules(got[1], "10.1.0.2", "br0") == []
+    assert portmap.port_rules(got[2], "10.1.0.2", "br0") == []
+    assert len(portmap.port_rules(got[0], "10.1.0.2", "br0")) == 3
+    # the bracketed form is what -p [::1]:8080:80 records
+    assert portmap.requested(None, {"80/tcp": [("[::1]", "1")]}, False, v6=True)[0].host_ip == "::1"
+    assert [m.host_ip for m in portmap.requested(None, {"53/sctp": [("", "")]}, False, v6=True)] == [
+        "0.0.0.0"
+    ]
+
+
+def test_bind_gives_the_ipv6_twin_its_ipv4_port() -> None:
+    wanted = portmap.requested(None, {"80/tcp": [("127.0.0.1", "")], "81/tcp": [("", "")]}, False, v6=True)
+    assert [m.host_ip for m in wanted] == ["127.0.0.1", "0.0.0.0", "::"]
+    bound = portmap.bind(wanted)
+    try:
+        assert [m.host_ip for m in bound] == ["127.0.0.1", "0.0.0.0", "::"]
+        assert bound[1].host_port == bound[2].host_port != 0
+        assert bound[2].sock is not None and bound[2].sock.family.name == "AF_INET6"
+    finally:
+        portmap.close(bound)
 
 
 def test_port_settings_records_exposed_only_ports_as_null() -> None:

@@ -88,11 +88,15 @@ def test_hmac_matches_dockerd() -> None:
 @pytest.mark.parametrize(
     ("domain", "url"),
     [("127.0.0.1:5000", "http://127.0.0.1:5000"), ("localhost:5000", "http://localhost:5000"),
-     ("127.9.9.9", "http://127.9.9.9"), ("[::1]:5000", "http://[::1]:5000"),
+     ("127.9.9.9", "http://127.9.9.9"), ("[::1]:5000", "https://[::1]:5000"),
      ("registry.example:5000", "https://registry.example:5000"), ("docker.io", "https://registry-1.docker.io"),
      ("10.0.0.1:5000", "https://10.0.0.1:5000")],
 )  # fmt: skip
-def test_endpoint_scheme(domain: str, url: str) -> None:
+def test_endpoint_scheme(domain: str, url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only literal 127.0.0.0/8 and ``localhost`` are plain HTTP; ``::1`` is not in Docker's default
+    insecure range (127.0.0.0/8), so it is HTTPS like any other registry."""
+    (tmp_path / "daemon.json").write_text("{}")
+    monkeypatch.setenv("MINIDOCKER_DAEMON_CONFIG", str(tmp_path / "daemon.json"))
     assert client.endpoint(domain) == url
 
 
@@ -160,10 +164,14 @@ def test_platform_selection_first_match_in_order() -> None:
 
 
 def test_host_platform_and_parse() -> None:
-    assert manifest.host_platform().os == "linux"
+    host = manifest.host_platform()
+    assert host.os == "linux"
     assert str(manifest.parse_platform("linux/aarch64")) == "linux/arm64/v8"
-    with pytest.raises(InvalidInput):
-        manifest.parse_platform("linux")
+    assert manifest.parse_platform("linux") == host  # containerd: an OS alone takes the host's arch
+    assert str(manifest.parse_platform("s390x")) == "linux/s390x"
+    for bad in ("", "linux/", "a/b/c/d", "nope", "linux/amd 64"):
+        with pytest.raises(InvalidInput, match="unknown operating system or architecture"):
+            manifest.parse_platform(bad)
 
 
 def test_push_manifest_is_dockers_indented_schema2() -> None:

@@ -1,0 +1,234 @@
+"""``network`` benchmark: what the default bridge network adds to ``run``, beside Docker's.
+
+Issue 5, "Speed": ``run`` on the default bridge network adds at most 60 ms (median) over ``run
+--network none``. The same difference is measured for Docker in the same run::
+
+    docker run --rm --network bridge busybox true   minus   docker run --rm --network none ...
+    minidocker run --rm busybox true                minus   minidocker run --rm --network none ...
+
+Docker's bridge (its ``docker0``) exists from daemon start to stop, so its difference is the
+per-container work only (veth pair, addresses, the sandbox). minidocker's default bridge comes up
+with its first container and goes down with its last (chapter 6), so two minidocker cases:
+
+* **bridge up**: a detached container keeps the default bridge up (as dockerd keeps docker0):
+  the per-container work, comparable with Docker's. The goal applies to this case.
+* **first container**: nothing else on the bridge, so every run also brings the Linux bridge
+  and its iptables rules up and takes them down again (reported, with its own goal line).
+
+Set-up (one scratch dir): minidocker's roots with busybox (``buildbase``), ``busybox.tar`` loaded
+into a throwaway dockerd (``tests.integration.helpers.DockerDaemon``) started with a bridge of
+its own: a Linux bridge ``mdbnch<6 hex>`` made here with an address in 10.239.0.0/24, passed as
+``--bridge``. dockerd keeps ``--iptables=false`` (no rule of Docker's on this host; with no
+published port Docker adds no per-container rule anyway).
+
+Each iteration: ``sync``, an idle dockerd, then one run of each, interleaved (docker none, docker
+bridge, minidocker none, minidocker bridge). Reported: medians, the differences of the medians,
+and the goal lines.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import _common as c
+from load import BenchError
+from run_start import _checked, _md
+
+GOAL_MS = 60.0  # minidocker: bridge minus none, median, <= 60 ms
+IMAGE = "busybox"
+NONE = ["run", "--rm", "--network", "none", IMAGE, "true"]
+BRIDGE_MD = ["run", "--rm", IMAGE, "true"]
+BRIDGE_DOCKER = ["run", "--rm", "--network", "bridge", IMAGE, "true"]
+KEEPER = ["run", "-d", "--name", "mdbench-keeper", IMAGE, "sleep", "100000"]
+
+
+def defaults(quick: bool) -> tuple[int, int]:
+    """(iterations, warm-ups) when not given: 15 after 2 (``--quick``: 5 after 1)."""
+    return (5, 1) if quick else (15, 2)
+
+
+@dataclass
+class Contenders:
+    root: str
+    md: list[str]
+    md_env: dict[str, str]
+    daemon: c.helpers.DockerDaemon
+    client: str
+    bridge: str
+
+    def daemon_pids(self) -> list[int]:
+        return sorted({self.daemon.pid or 0, *self.daemon.stray_pids()})
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+def set_up(root: str, daemon_root: str, bridge: str, log: Callable[[str], None]) -> Contenders:
+    md = _md(root)
+    md_env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": f"{root}/pycache"}
+    _checked([*md, "buildbase"], "minidocker buildbase", env=md_env)
+    image_id = _checked([*md, "inspect", "-f", "{{.Id}}", IMAGE], "minidocker inspect").strip()
+    archive = f"{root}/busybox.tar"
+    _checked([*md, "save", "-o", archive, IMAGE], "minidocker save")
+    # Docker's bridge, made by hand (dockerd only creates one named docker0, which is host-wide)
+    _ip("link", "add", bridge, "type", "bridge")
+    _ip("addr", "add", "10.239.0.1/24", "dev", bridge)
+    _ip("link", "set", bridge, "up")
+    client = c.docker_client()
+    daemon = c.helpers.DockerDaemon(c.HOST, daemon_root, client=client, extra_args=[f"--bridge={bridge}"])
+    daemon.start()
+    with open(archive, "rb") as f:
+        _checked([client, "load"], "docker load", env=daemon.env, stdin=f.fileno())
+    k = Contenders(root, md, md_env, daemon, client, bridge)
+    for argv in (NONE, BRIDGE_DOCKER):  # both work, and the bytecode cache is filled
+        _checked([client, *argv], f"docker {' '.join(argv)}", env=daemon.env)
+    for argv in (NONE, BRIDGE_MD):
+        _checked([*md, *argv], f"minidocker {' '.join(argv)}", env=md_env)
+    log(f"network: {IMAGE} {image_id[7:19]} in minidocker and dockerd {daemon.version()} (bridge {bridge})")
+    return k
+
+
+def tear_down(k: Contenders | None, root: str, daemon_root: str, bridge: str) -> None:
+    """Containers, dockerd, Docker's bridge, the scratch dirs (each best effort)."""
+    try:
+        md = _md(root)
+        if os.path.isdir(f"{root}/md/data"):  # the default bridge goes with the last container
+            ids = subprocess.run([*md, "ps", "-aq", "--no-trunc"], capture_output=True, text=True).stdout
+            if ids.split():
+                subprocess.run([*md, "rm", "-f", *ids.split()], capture_output=True)
+    finally:
+        try:
+            daemon = k.daemon if k is not None else c.helpers.DockerDaemon(c.HOST, daemon_root)
+            daemon.cleanup()
+        finally:
+            subprocess.run(["ip", "link", "del", bridge], capture_output=True)
+            c.remove_scratch(root)
+
+
+def _once(argv: list[str], env: dict[str, str], what: str) -> c.Run:
+    run = c.timed(argv, env=env, timeout=120)
+    if run.rc != 0:
+        raise BenchError(f"{what} failed (rc {run.rc}):\n{run.stdout}{run.stderr}")
+    return run
+
+
+def _phase(
+    k: Contenders, iterations: int, warmup: int, label: str, log: Callable[[str], None]
+) -> dict[str, c.Series]:
+    names = ("docker none", "docker bridge", "minidocker none", "minidocker bridge")
+    series = {n: c.Series(n) for n in names}
+    runs = (
+        ([k.client, *NONE], k.daemon.env),
+        ([k.client, *BRIDGE_DOCKER], k.daemon.env),
+        ([*k.md, *NONE], k.md_env),
+        ([*k.md, *BRIDGE_MD], k.md_env),
+    )
+    for i in range(warmup + iterations):
+        timed = i >= warmup
+        if timed:
+            c.sync()
+            c.wait_idle(k.daemon_pids, window=0.25, quiet_windows=2, timeout=10)
+        walls = []
+        for name, (argv, env) in zip(names, runs, strict=True):
+            r = _once(argv, env, name)
+            walls.append(r.wall)
+            if timed:
+                series[name].walls.append(r.wall)
+                series[name].cpu.append(r.user + r.sys)
+        what = f"run {i - warmup + 1}/{iterations}" if timed else f"warm-up {i + 1}"
+        log(f"  {label} {what}: " + ", ".join(f"{n} {w:.3f}s" for n, w in zip(names, walls, strict=True)))
+    return series
+
+
+def _ms(s: float) -> str:
+    return f"{s * 1000:.0f}"
+
+
+def run(iterations: int, warmup: int, log: Callable[[str], None] = print) -> bool:
+    """Run the benchmark and print its report; returns whether the goal was met."""
+    if os.geteuid() != 0:
+        raise BenchError("the network benchmark needs root (containers, bridges, dockerd)")
+    root = c.scratch("net")
+    daemon_root = c.scratch("net-docker")
+    bridge = "mdbnch" + os.urandom(3).hex()
+    k: Contenders | None = None
+    try:
+        with open("/proc/loadavg") as f:
+            log(f"load average at the start: {' '.join(f.read().split()[:3])}")
+        k = set_up(root, daemon_root, bridge, log)
+        log(
+            f"method: {warmup} warm-up(s), then {iterations} timed iterations of docker none, docker bridge, "
+            "minidocker none, minidocker bridge; sync and an idle dockerd before each; medians"
+        )
+        first = _phase(k, iterations, warmup, "first container", log)
+        _checked([*k.md, *KEEPER], "minidocker run -d (keeps the default bridge up)", env=k.md_env)
+        try:
+            up = _phase(k, iterations, warmup, "bridge up", log)
+        finally:
+            subprocess.run([*k.md, "rm", "-f", "mdbench-keeper"], capture_output=True)
+    finally:
+        tear_down(k, root, daemon_root, bridge)
+
+    rows = [["case", "contender", "none ms", "bridge ms", "difference ms", "CPU none/bridge ms"]]
+    diffs: dict[tuple[str, str], float] = {}
+    for case, s in (("bridge up", up), ("first container", first)):
+        for who in ("docker", "minidocker"):
+            none, br = s[f"{who} none"], s[f"{who} bridge"]
+            diffs[case, who] = br.median - none.median
+            cpu = f"{_ms(sorted(none.cpu)[len(none.cpu) // 2])}/{_ms(sorted(br.cpu)[len(br.cpu) // 2])}"
+            rows.append([case, who, _ms(none.median), _ms(br.median), _ms(diffs[case, who]), cpu])
+    log("")
+    with open("/proc/loadavg") as f:
+        log(
+            f"load average at the end: {' '.join(f.read().split()[:3])} (2 cores: above ~1.5 the helper "
+            "that imports pyroute2 on the other core finds no idle core)"
+        )
+    log(c.table(rows))
+    log("  (docker: the client's wall time; CPU: the client only. Docker's bridge is always up.)")
+    ok = True
+    for case in ("bridge up", "first container"):
+        md_diff, docker_diff = diffs[case, "minidocker"] * 1000, diffs[case, "docker"] * 1000
+        met = md_diff <= GOAL_MS
+        log(
+            f"{case}: minidocker bridge - none {md_diff:.0f} ms (goal <= {GOAL_MS:.0f} ms) "
+            f"{'PASS' if met else 'FAIL'}; docker bridge - none {docker_diff:.0f} ms"
+        )
+        if not met and case == "bridge up":
+            ok = False
+            log(
+                f"GOAL MISSED: the default bridge adds {md_diff:.0f} ms to minidocker run (goal <= {GOAL_MS:.0f} ms)"
+            )
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python benchmarks/network.py [--quick] [--iterations N] [--warmup N]`` (also
+    ``benchmarks/run.py --only network``)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="what the default bridge adds to run, beside Docker")
+    p.add_argument("--quick", action="store_true", help="5 timed iterations after 1 warm-up")
+    p.add_argument("--iterations", type=int, help="timed iterations (default 15, --quick 5)")
+    p.add_argument("--warmup", type=int, help="untimed iterations first (default 2, --quick 1)")
+    args = p.parse_args(argv)
+    iterations, warmup = defaults(args.quick)
+    try:
+        run(
+            iterations if args.iterations is None else args.iterations,
+            warmup if args.warmup is None else args.warmup,
+            log=lambda s: print(s, flush=True),
+        )
+    except BenchError as e:
+        print(f"ERROR: {e}", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
