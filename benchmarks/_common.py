@@ -154,6 +154,77 @@ def have(binary: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
+# failing, checked commands, busybox in both contenders
+
+
+class BenchError(RuntimeError):
+    """A contender failed; the numbers would mean nothing."""
+
+
+def checked(argv: list[str], what: str, env: dict[str, str] | None = None, stdin: int | None = None) -> str:
+    """Run an untimed set-up command; its stdout, or :class:`BenchError` naming ``what``."""
+    p = subprocess.run(
+        argv, capture_output=True, text=True, errors="replace", env={**os.environ, **(env or {})}, stdin=stdin
+    )
+    if p.returncode != 0:
+        raise BenchError(f"{what} failed (rc {p.returncode}): {' '.join(argv)}\n{p.stdout}{p.stderr}")
+    return p.stdout
+
+
+def md_argv(root: str) -> list[str]:
+    """``minidocker`` with its roots in scratch dir ``root``: ``<root>/md/{data,exec}``."""
+    return [*minidocker_command(), "--data-root", f"{root}/md/data", "--exec-root", f"{root}/md/exec"]
+
+
+@dataclass
+class Busybox:
+    """One image in both contenders: minidocker's roots in a scratch dir and a fresh dockerd."""
+
+    md: list[str]  # minidocker --data-root .. --exec-root ..
+    md_env: dict[str, str]  # bytecode cache on, in the scratch dir (see busybox_in_both)
+    image_id: str
+    archive: str  # ``minidocker save`` of the image, as loaded into dockerd
+    daemon: helpers.DockerDaemon
+    client: str
+
+
+def busybox_in_both(root: str, daemon_root: str, image: str, daemon_args: Sequence[str] = ()) -> Busybox:
+    """``image`` in minidocker (``buildbase``) under ``root``, and the same image (same ID, by
+    ``save``/``load``) in a dockerd started on ``daemon_root`` with ``daemon_args``."""
+    md = md_argv(root)
+    # minidocker as installed: with its modules' bytecode cached. A checkout run with
+    # PYTHONDONTWRITEBYTECODE set (as in some dev shells) compiles ~100 modules on every start
+    # (+~0.1 s); the cache goes into the scratch dir, not into the source tree.
+    md_env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": f"{root}/pycache"}
+    checked([*md, "buildbase"], "minidocker buildbase", env=md_env)
+    image_id = checked([*md, "inspect", "-f", "{{.Id}}", image], "minidocker inspect").strip()
+    archive = f"{root}/busybox.tar"
+    checked([*md, "save", "-o", archive, image], "minidocker save")
+    client = docker_client()
+    daemon = helpers.DockerDaemon(HOST, daemon_root, client=client, extra_args=daemon_args)
+    daemon.start()
+    with open(archive, "rb") as f:
+        checked([client, "load"], "docker load", env=daemon.env, stdin=f.fileno())
+    docker_id = checked(
+        [client, "image", "inspect", "-f", "{{.Id}}", image], "docker inspect", env=daemon.env
+    )
+    if docker_id.strip() != image_id:
+        raise BenchError(f"docker loaded {docker_id.strip()}, minidocker has {image_id}")
+    return Busybox(md, md_env, image_id, archive, daemon, client)
+
+
+def remove_md_containers(root: str) -> None:
+    """``minidocker rm -f`` every container under scratch dir ``root`` (monitors, cgroups, mounts
+    and the default bridge go with them); nothing if minidocker's data root was never made."""
+    if not os.path.isdir(f"{root}/md/data"):
+        return
+    md = md_argv(root)
+    ids = subprocess.run([*md, "ps", "-aq", "--no-trunc"], capture_output=True, text=True).stdout.split()
+    if ids:
+        subprocess.run([*md, "rm", "-f", *ids], capture_output=True)
+
+
+# --------------------------------------------------------------------------------------------
 # measuring
 
 
@@ -265,6 +336,25 @@ def wait_idle(pids_fn: Any, *, window: float = 0.5, quiet_windows: int = 2, time
     return time.monotonic() - start
 
 
+def daemon_pids(daemon: helpers.DockerDaemon) -> list[int]:
+    """dockerd and its containerd (whose command line names the daemon's root)."""
+    return sorted({daemon.pid or 0, *daemon.stray_pids()})
+
+
+def timed_beside(
+    daemon: helpers.DockerDaemon,
+    argv: Sequence[str],
+    env: dict[str, str] | None = None,
+    timeout: float = 1800,
+) -> tuple[Run, float]:
+    """:func:`timed` ``argv`` (a docker client command), and the CPU seconds dockerd and its
+    containerd spent meanwhile."""
+    pids = daemon_pids(daemon)
+    ticks = cpu_ticks(pids)
+    run = timed(argv, env=env, timeout=timeout)
+    return run, (cpu_ticks(pids) - ticks) / CLK_TCK
+
+
 def vm_hwm_kib(pid: int) -> int:
     """Peak RSS (VmHWM) of a running process, KiB; 0 if unknown."""
     try:
@@ -298,6 +388,32 @@ class Series:
     @property
     def peak_rss_mib(self) -> float:
         return max(self.rss_kib) / 1024 if self.rss_kib else 0.0
+
+
+def timing_table(series: Sequence[Series]) -> str:
+    """:func:`table` of each series' median, min and max wall seconds and median CPU seconds."""
+    rows = [["contender", "median s", "min s", "max s", "CPU s"]]
+    for s in series:
+        rows.append([s.name, f"{s.median:.3f}", f"{min(s.walls):.3f}", f"{max(s.walls):.3f}",
+                     f"{sorted(s.cpu)[len(s.cpu) // 2]:.3f}"])  # fmt: skip
+    return table(rows)
+
+
+class Goals:
+    """A benchmark's PASS/FAIL lines; :attr:`ok` stays True while every goal checked is met:
+    ``goals.check("ratio minidocker/docker", f"{r:.2f}x", "<= 1.00x", r <= 1.0, "minidocker is slow")``.
+    """
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self.ok = True
+
+    def check(self, label: str, value: str, target: str, met: bool, missed: str) -> None:
+        """``label: value (goal target) PASS|FAIL``; when missed, also ``GOAL MISSED: missed``."""
+        self.log(f"{label}: {value} (goal {target}) {'PASS' if met else 'FAIL'}")
+        if not met:
+            self.ok = False
+            self.log(f"GOAL MISSED: {missed}")
 
 
 def table(rows: list[list[str]]) -> str:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import _common as c
-from load import BenchError
+from _common import BenchError
 
 GOAL_UNCACHED = 1.0  # minidocker's uncached median <= 1.0x docker's
 GOAL_CACHED_S = 0.5  # a fully cached rebuild in <= 0.5 s
@@ -69,45 +69,19 @@ class Contenders:
         return {**self.daemon.env, "DOCKER_BUILDKIT": "0"}
 
     def daemon_pids(self) -> list[int]:
-        return sorted({self.daemon.pid or 0, *self.daemon.stray_pids()})
-
-
-def _checked(argv: list[str], what: str, env: dict[str, str] | None = None) -> str:
-    r = c.timed(argv, env=env, timeout=600)
-    if r.rc != 0:
-        raise BenchError(f"{what} failed (rc {r.rc}): {' '.join(argv)}\n{r.stdout}{r.stderr}")
-    return r.stdout
-
-
-def _md(root: str) -> list[str]:
-    return [*c.minidocker_command(), "--data-root", f"{root}/md/data", "--exec-root", f"{root}/md/exec"]
+        return c.daemon_pids(self.daemon)
 
 
 def set_up(root: str, daemon_root: str, log: Callable[[str], None]) -> Contenders:
-    md = _md(root)
-    # bytecode cached in the scratch dir (see run_start.set_up)
-    md_env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": f"{root}/pycache"}
-    _checked([*md, "buildbase"], "minidocker buildbase", env=md_env)
-    image_id = _checked([*md, "inspect", "-f", "{{.Id}}", IMAGE], "minidocker inspect").strip()
-    archive = f"{root}/busybox.tar"
-    _checked([*md, "save", "-o", archive, IMAGE], "minidocker save")
-    client = c.docker_client()
-    daemon = c.helpers.DockerDaemon(c.HOST, daemon_root, client=client)
-    daemon.start()
-    _checked([client, "load", "-i", archive], "docker load", env=daemon.env)
-    docker_id = _checked(
-        [client, "image", "inspect", "-f", "{{.Id}}", IMAGE], "docker inspect", env=daemon.env
-    )
-    if docker_id.strip() != image_id:
-        raise BenchError(f"docker loaded {docker_id.strip()}, minidocker has {image_id}")
+    b = c.busybox_in_both(root, daemon_root, IMAGE)
     ctx = f"{root}/ctx"
     os.makedirs(ctx)
     with open(f"{ctx}/Dockerfile", "w") as f:
         f.write(DOCKERFILE)
     with open(f"{ctx}/app.txt", "w") as f:
         f.write("the application\n" * 64)
-    k = Contenders(root, md, daemon, client, ctx, md_env)
-    log(f"build: 10-instruction Dockerfile on {IMAGE} {image_id[7:19]}; dockerd {daemon.version()} "
+    k = Contenders(root, b.md, b.daemon, b.client, ctx, b.md_env)
+    log(f"build: 10-instruction Dockerfile on {IMAGE} {b.image_id[7:19]}; dockerd {b.daemon.version()} "
         "with DOCKER_BUILDKIT=0 (classic builder)")  # fmt: skip
     log(f"scratch: {root} (dockerd: {daemon_root})")
     return k
@@ -115,10 +89,7 @@ def set_up(root: str, daemon_root: str, log: Callable[[str], None]) -> Contender
 
 def tear_down(k: Contenders | None, root: str, daemon_root: str) -> None:
     try:
-        if os.path.isdir(f"{root}/md/data"):  # a failed RUN's container, if any
-            ids = c.timed([*_md(root), "ps", "-aq", "--no-trunc"]).stdout.split()
-            if ids:
-                c.timed([*_md(root), "rm", "-f", *ids])
+        c.remove_md_containers(root)  # a failed RUN's container, if any
     finally:
         try:
             daemon = k.daemon if k is not None else c.helpers.DockerDaemon(c.HOST, daemon_root)
@@ -128,10 +99,8 @@ def tear_down(k: Contenders | None, root: str, daemon_root: str) -> None:
 
 
 def docker_build(k: Contenders, *args: str) -> tuple[c.Run, float]:
-    pids = k.daemon_pids()
-    ticks = c.cpu_ticks(pids)
-    run = c.timed([k.client, "build", "--network", "none", *args, k.ctx], env=k.docker_env, timeout=600)
-    cpu = (c.cpu_ticks(pids) - ticks) / c.CLK_TCK
+    argv = [k.client, "build", "--network", "none", *args, k.ctx]
+    run, cpu = c.timed_beside(k.daemon, argv, env=k.docker_env, timeout=600)
     if run.rc != 0:
         raise BenchError(
             f"docker build failed (rc {run.rc}):\n{run.stdout}{run.stderr}\n{k.daemon.log_tail()}"
@@ -144,11 +113,6 @@ def md_build(k: Contenders, *args: str) -> c.Run:
     if run.rc != 0:
         raise BenchError(f"minidocker build failed (rc {run.rc}):\n{run.stdout}{run.stderr}")
     return run
-
-
-def _row(s: c.Series) -> list[str]:
-    return [s.name, f"{s.median:.3f}", f"{min(s.walls):.3f}", f"{max(s.walls):.3f}",
-            f"{sorted(s.cpu)[len(s.cpu) // 2]:.3f}"]  # fmt: skip
 
 
 def run(iterations: int, warmup: int, log: Callable[[str], None] = print) -> bool:
@@ -193,27 +157,19 @@ def run(iterations: int, warmup: int, log: Callable[[str], None] = print) -> boo
         tear_down(k, root, daemon_root)
 
     log("")
-    log(c.table([["contender", "median s", "min s", "max s", "CPU s"], *(_row(s) for s in series.values())]))
+    log(c.timing_table(list(series.values())))
     log("  (CPU: the command and the children it waited for; docker: + dockerd + containerd)")
-    ok = True
-
-    def goal(label: str, value: str, target: str, met: bool, missed: str) -> None:
-        nonlocal ok
-        log(f"{label}: {value} (goal {target}) {'PASS' if met else 'FAIL'}")
-        if not met:
-            ok = False
-            log(f"GOAL MISSED: {missed}")
-
+    goals = c.Goals(log)
     ratio = series["minidocker uncached"].median / series["docker uncached"].median
-    goal(
+    goals.check(
         "ratio minidocker/docker uncached", f"{ratio:.2f}x", f"<= {GOAL_UNCACHED:.2f}x", ratio <= GOAL_UNCACHED,
         f"an uncached minidocker build takes {ratio:.2f}x docker's classic builder's time",
     )  # fmt: skip
     cached_s = series["minidocker cached"].median
     cached_ratio = cached_s / series["docker cached"].median
     log(f"ratio minidocker/docker cached: {cached_ratio:.2f}x (for reference)")
-    goal(
+    goals.check(
         "minidocker cached rebuild", f"{cached_s:.3f}s", f"<= {GOAL_CACHED_S:.1f}s", cached_s <= GOAL_CACHED_S,
         f"a fully cached minidocker rebuild takes {cached_s:.3f}s (goal <= {GOAL_CACHED_S:.1f}s)",
     )  # fmt: skip
-    return ok
+    return goals.ok

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import _common as c
 import imagegen
+from _common import BenchError
 
 GOAL_RATIO = 1.0
 GOAL_RSS_MIB = 200.0
@@ -41,10 +42,6 @@ class Options:
     drop_caches: bool = False
     verify: bool = False
     fresh_fs: bool = True  # a fresh loop-mounted ext4 per run (see _common.fresh_fs)
-
-
-class BenchError(RuntimeError):
-    """A contender failed; the numbers would mean nothing."""
 
 
 def _data_root(root: str, meta: imagegen.Meta, opts: Options) -> str:
@@ -72,9 +69,20 @@ class DockerRun:
 
 
 def docker_once(
-    meta: imagegen.Meta, opts: Options, client: str, *, keep: list[str] | None = None
+    meta: imagegen.Meta,
+    opts: Options,
+    client: str,
+    args: list[str],
+    expect: str,
+    prepare: Callable[[], None],
+    *,
+    keep: list[str] | None = None,
 ) -> DockerRun:
-    """One ``docker load`` into a fresh daemon; its root is removed unless ``keep`` takes it."""
+    """One ``docker <args>`` by a fresh daemon, idle first, ``prepare()`` just before, failed
+    unless its stdout holds ``expect``; the daemon's root is removed unless ``keep`` takes it.
+
+    ``docker_once(meta, opts, client, ["load", "-i", meta.path], "Loaded image: ...", prep)``
+    """
     root = c.scratch("docker")
     daemon = c.helpers.DockerDaemon(c.HOST, root, client=client)
     kept = False
@@ -82,20 +90,13 @@ def docker_once(
         daemon.data_root = _data_root(root, meta, opts)
         daemon.start()
         assert daemon.pid is not None
-
-        def pids() -> list[int]:  # dockerd and its containerd (whose command line names root)
-            return sorted({daemon.pid or 0, *daemon.stray_pids()})
-
-        waited = c.wait_idle(pids)
-        _prepare(meta.path, opts.drop_caches)
-        pid_list = pids()
-        ticks = c.cpu_ticks(pid_list)
-        run = c.timed([client, "load", "-i", meta.path], env=daemon.env)
-        cpu = (c.cpu_ticks(pid_list) - ticks) / c.CLK_TCK
+        waited = c.wait_idle(lambda: c.daemon_pids(daemon))
+        prepare()
+        run, cpu = c.timed_beside(daemon, [client, *args], env=daemon.env)
         hwm = c.vm_hwm_kib(daemon.pid)
-        if run.rc != 0 or f"Loaded image: {meta.tag}" not in run.stdout:
+        if run.rc != 0 or expect not in run.stdout:
             raise BenchError(
-                f"docker load failed (rc {run.rc}):\n{run.stdout}{run.stderr}\n{daemon.log_tail()}"
+                f"docker {args[0]} failed (rc {run.rc}):\n{run.stdout}{run.stderr}\n{daemon.log_tail()}"
             )
         if keep is not None:
             daemon.stop()  # unmounts everything below root, our fs included: mount it again
@@ -109,17 +110,28 @@ def docker_once(
             daemon.cleanup()
 
 
-def minidocker_once(meta: imagegen.Meta, opts: Options, *, keep: list[str] | None = None) -> c.Run:
-    """One ``minidocker load`` into a fresh data root; removed unless ``keep`` takes it."""
+def minidocker_once(
+    meta: imagegen.Meta,
+    opts: Options,
+    args: list[str],
+    expect: str,
+    prepare: Callable[[], None],
+    *,
+    home: bool = False,
+    keep: list[str] | None = None,
+) -> c.Run:
+    """One ``minidocker <args>`` into a fresh data root (``home``: with ``$HOME`` in its scratch
+    dir), ``prepare()`` just before, failed unless its stdout holds ``expect``; the root is removed
+    unless ``keep`` takes it."""
     root = c.scratch("md")
     kept = False
     try:
         data_root = _data_root(root, meta, opts)
-        _prepare(meta.path, opts.drop_caches)
+        prepare()
         argv = [*c.minidocker_command(), "--data-root", data_root, "--exec-root", f"{root}/exec"]
-        run = c.timed([*argv, "load", "-i", meta.path])
-        if run.rc != 0 or f"Loaded image: {meta.tag}" not in run.stdout:
-            raise BenchError(f"minidocker load failed (rc {run.rc}):\n{run.stdout}{run.stderr}")
+        run = c.timed([*argv, *args], env={"HOME": root} if home else None)
+        if run.rc != 0 or expect not in run.stdout:
+            raise BenchError(f"minidocker {args[0]} failed (rc {run.rc}):\n{run.stdout}{run.stderr}")
         if keep is not None:
             keep.append(data_root)
             kept = True
@@ -127,6 +139,92 @@ def minidocker_once(meta: imagegen.Meta, opts: Options, *, keep: list[str] | Non
     finally:
         if not kept:
             c.remove_scratch(root)
+
+
+def compare(
+    opts: Options,
+    verb: str,
+    docker: Callable[[list[str] | None], DockerRun],
+    minidocker: Callable[[list[str] | None], c.Run],
+    detail: Callable[[DockerRun, c.Run], tuple[str, str]],
+    log: Callable[[str], None],
+) -> tuple[c.Series, c.Series]:
+    """Warm-up runs (the first one's data roots compared with ``--verify``), then timed runs,
+    interleaved ``docker(keep)``, ``minidocker(keep)``; ``detail`` adds to each run's log line
+    (after docker's time, after minidocker's). Returns (docker, minidocker) series."""
+    d_series = c.Series(f"docker {verb}")
+    md_series = c.Series(f"minidocker {verb}")
+    hwm: list[int] = []
+    for i in range(opts.warmup):
+        keep: list[str] | None = [] if opts.verify and i == 0 else None
+        try:
+            d = docker(keep)
+            m = minidocker(keep)
+            log(f"  warm-up {i + 1}: docker {d.run.wall:.2f}s, minidocker {m.wall:.2f}s")
+            if keep is not None:  # same files, tar-split, distribution metadata, references
+                _verify(keep[0], keep[1], log)
+        finally:
+            for data_root in keep or ():
+                c.remove_scratch(_scratch_of(data_root))
+    for i in range(opts.iterations):
+        d = docker(None)
+        d_series.walls.append(d.run.wall)
+        d_series.cpu.append(d.daemon_cpu + d.run.user + d.run.sys)
+        hwm.append(d.daemon_hwm_kib)
+        m = minidocker(None)
+        md_series.walls.append(m.wall)
+        md_series.cpu.append(m.user + m.sys)
+        md_series.rss_kib.append(m.maxrss_kib)
+        d_more, m_more = detail(d, m)
+        log(
+            f"  run {i + 1}/{opts.iterations}: docker {d.run.wall:.2f}s{d_more}, "
+            f"minidocker {m.wall:.2f}s ({m.maxrss_kib / 1024:.0f} MiB{m_more})"
+        )
+    d_series.rss_kib = hwm
+    return d_series, md_series
+
+
+def report(
+    verb: str,
+    docker: c.Series,
+    md: c.Series,
+    size: int,
+    notes: list[str],
+    goal_ratio: float,
+    goal_rss_mib: float,
+    log: Callable[[str], None],
+) -> bool:
+    """The table (MB/s of ``size`` bytes), ``notes`` under it, the ratio and peak RSS against
+    their goals; returns whether both were met."""
+    rows = [["contender", "median s", "min s", "max s", "CPU s", "MB/s", "peak RSS MiB"]]
+    for s in (docker, md):
+        rows.append(
+            [
+                s.name,
+                f"{s.median:.2f}",
+                f"{min(s.walls):.2f}",
+                f"{max(s.walls):.2f}",
+                f"{sorted(s.cpu)[len(s.cpu) // 2]:.2f}",
+                f"{size / 1e6 / s.median:.0f}",
+                f"{s.peak_rss_mib:.0f}",
+            ]
+        )
+    log("")
+    log(c.table(rows))
+    for note in notes:
+        log(note)
+    ratio = md.median / docker.median
+    rss = md.peak_rss_mib
+    log(f"ratio minidocker/docker: {ratio:.2f}x (goal <= {goal_ratio:.2f}x)")
+    log(f"peak RSS minidocker: {rss:.0f} MiB (goal < {goal_rss_mib:.0f} MiB)")
+    ok = True
+    if ratio > goal_ratio:
+        log(f"GOAL MISSED: {verb} is {ratio:.2f}x Docker's time (goal <= {goal_ratio:.2f}x)")
+        ok = False
+    if rss >= goal_rss_mib:
+        log(f"GOAL MISSED: minidocker {verb} peak RSS {rss:.0f} MiB (goal < {goal_rss_mib:.0f} MiB)")
+        ok = False
+    return ok
 
 
 def _verify(docker_data: str, md_data: str, log: Callable[[str], None]) -> None:
@@ -161,62 +259,21 @@ def run(quick: bool, opts: Options, log: Callable[[str], None] = print) -> bool:
         f"{'drop_caches' if opts.drop_caches else 'sync'} + archive in page cache before every run; "
         f"{opts.warmup} warm-up run(s) each, then {opts.iterations} timed runs each, interleaved; medians"
     )
-    docker = c.Series("docker load")
-    md = c.Series("minidocker load")
-    hwm: list[int] = []
-    for i in range(opts.warmup):
-        keep: list[str] | None = [] if opts.verify and i == 0 else None
-        try:
-            d = docker_once(meta, opts, client, keep=keep)
-            m = minidocker_once(meta, opts, keep=keep)
-            log(f"  warm-up {i + 1}: docker {d.run.wall:.2f}s, minidocker {m.wall:.2f}s")
-            if keep is not None:
-                _verify(keep[0], keep[1], log)
-        finally:
-            for data_root in keep or ():
-                c.remove_scratch(_scratch_of(data_root))
-    for i in range(opts.iterations):
-        d = docker_once(meta, opts, client)
-        docker.walls.append(d.run.wall)
-        docker.cpu.append(d.daemon_cpu + d.run.user + d.run.sys)
-        hwm.append(d.daemon_hwm_kib)
-        m = minidocker_once(meta, opts)
-        md.walls.append(m.wall)
-        md.cpu.append(m.user + m.sys)
-        md.rss_kib.append(m.maxrss_kib)
-        log(
-            f"  run {i + 1}/{opts.iterations}: docker {d.run.wall:.2f}s (dockerd idle after "
-            f"{d.idle_wait:.1f}s), minidocker {m.wall:.2f}s ({m.maxrss_kib / 1024:.0f} MiB)"
-        )
-    docker.rss_kib = hwm
-    rows = [["contender", "median s", "min s", "max s", "CPU s", "MB/s", "peak RSS MiB"]]
-    for s in (docker, md):
-        rows.append(
-            [
-                s.name,
-                f"{s.median:.2f}",
-                f"{min(s.walls):.2f}",
-                f"{max(s.walls):.2f}",
-                f"{sorted(s.cpu)[len(s.cpu) // 2]:.2f}",
-                f"{meta.size / 1e6 / s.median:.0f}",
-                f"{s.peak_rss_mib:.0f}",
-            ]
-        )
-    log("")
-    log(c.table(rows))
-    log("  (docker: CPU = dockerd + containerd + client; peak RSS = dockerd's VmHWM since its start)")
-    ratio = md.median / docker.median
-    rss = md.peak_rss_mib
-    log(f"ratio minidocker/docker: {ratio:.2f}x (goal <= {GOAL_RATIO:.2f}x)")
-    log(f"peak RSS minidocker: {rss:.0f} MiB (goal < {GOAL_RSS_MIB:.0f} MiB)")
-    ok = True
-    if ratio > GOAL_RATIO:
-        log(f"GOAL MISSED: load is {ratio:.2f}x Docker's time (goal <= {GOAL_RATIO:.2f}x)")
-        ok = False
-    if rss >= GOAL_RSS_MIB:
-        log(f"GOAL MISSED: minidocker load peak RSS {rss:.0f} MiB (goal < {GOAL_RSS_MIB:.0f} MiB)")
-        ok = False
-    return ok
+    args, expect = ["load", "-i", meta.path], f"Loaded image: {meta.tag}"
+
+    def prepare() -> None:
+        _prepare(meta.path, opts.drop_caches)
+
+    docker, md = compare(
+        opts,
+        "load",
+        lambda keep: docker_once(meta, opts, client, args, expect, prepare, keep=keep),
+        lambda keep: minidocker_once(meta, opts, args, expect, prepare, keep=keep),
+        lambda d, m: (f" (dockerd idle after {d.idle_wait:.1f}s)", ""),
+        log,
+    )
+    notes = ["  (docker: CPU = dockerd + containerd + client; peak RSS = dockerd's VmHWM since its start)"]
+    return report("load", docker, md, meta.size, notes, GOAL_RATIO, GOAL_RSS_MIB, log)
 
 
 def install_signal_handlers() -> None:

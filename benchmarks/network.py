@@ -7,13 +7,20 @@ Issue 5, "Speed": ``run`` on the default bridge network adds at most 60 ms (medi
     minidocker run --rm busybox true                minus   minidocker run --rm --network none ...
 
 Docker's bridge (its ``docker0``) exists from daemon start to stop, so its difference is the
-per-container work only (veth pair, addresses, the sandbox). minidocker's default bridge comes up
-with its first container and goes down with its last (chapter 6), so two minidocker cases:
+per-container work only (veth pair, addresses, the sandbox). minidocker has no daemon: its default
+bridge comes up with its first container and goes a grace period (``$MINIDOCKER_BRIDGE_LINGER``,
+2 s by default) after its last one (chapter 6, ``minidocker.network.reaper``). Three cases:
 
-* **bridge up**: a detached container keeps the default bridge up (as dockerd keeps docker0):
-  the per-container work, comparable with Docker's. The goal applies to this case.
-* **first container**: nothing else on the bridge, so every run also brings the Linux bridge
-  and its iptables rules up and takes them down again (reported, with its own goal line).
+* **repeated run --rm** (the goal): each ``run --rm`` finds the bridge its predecessor left
+  lingering, which is what a user running containers one after another gets, and what Docker's
+  difference is measured on (its bridge is up). The loop's other steps (``sync``, the idle wait, the
+  three other runs) put 1-3 s between two minidocker bridge runs, so this phase runs with the grace
+  period at 10 s: every measured run reuses the lingering bridge, none races its reaper.
+* **bridge up**: a detached container keeps the default bridge up (as dockerd keeps docker0): the
+  per-container work without any reaper in play (reported, with the same goal line).
+* **first container** (``$MINIDOCKER_BRIDGE_LINGER=0``): nothing lingers and nothing stays, so every
+  run brings the Linux bridge and its iptables rules up and takes them down again in line: the
+  behaviour before the grace period, the worst case (reported, for information).
 
 Set-up (one scratch dir): minidocker's roots with busybox (``buildbase``), ``busybox.tar`` loaded
 into a throwaway dockerd (``tests.integration.helpers.DockerDaemon``) started with a bridge of
@@ -28,14 +35,15 @@ and the goal lines.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import _common as c
-from load import BenchError
-from run_start import _checked, _md
+from _common import BenchError
 
 GOAL_MS = 60.0  # minidocker: bridge minus none, median, <= 60 ms
 IMAGE = "busybox"
@@ -43,6 +51,9 @@ NONE = ["run", "--rm", "--network", "none", IMAGE, "true"]
 BRIDGE_MD = ["run", "--rm", IMAGE, "true"]
 BRIDGE_DOCKER = ["run", "--rm", "--network", "bridge", IMAGE, "true"]
 KEEPER = ["run", "-d", "--name", "mdbench-keeper", IMAGE, "sleep", "100000"]
+LINGER_ENV = "MINIDOCKER_BRIDGE_LINGER"  # minidocker.network.reaper.ENV (not imported: a benchmark)
+CASES = ("repeated run --rm", "bridge up", "first container")
+GOAL_CASE = "repeated run --rm"
 
 
 def defaults(quick: bool) -> tuple[int, int]:
@@ -60,7 +71,7 @@ class Contenders:
     bridge: str
 
     def daemon_pids(self) -> list[int]:
-        return sorted({self.daemon.pid or 0, *self.daemon.stray_pids()})
+        return c.daemon_pids(self.daemon)
 
 
 def _ip(*args: str) -> None:
@@ -68,38 +79,29 @@ def _ip(*args: str) -> None:
 
 
 def set_up(root: str, daemon_root: str, bridge: str, log: Callable[[str], None]) -> Contenders:
-    md = _md(root)
-    md_env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": f"{root}/pycache"}
-    _checked([*md, "buildbase"], "minidocker buildbase", env=md_env)
-    image_id = _checked([*md, "inspect", "-f", "{{.Id}}", IMAGE], "minidocker inspect").strip()
-    archive = f"{root}/busybox.tar"
-    _checked([*md, "save", "-o", archive, IMAGE], "minidocker save")
     # Docker's bridge, made by hand (dockerd only creates one named docker0, which is host-wide)
     _ip("link", "add", bridge, "type", "bridge")
     _ip("addr", "add", "10.239.0.1/24", "dev", bridge)
     _ip("link", "set", bridge, "up")
-    client = c.docker_client()
-    daemon = c.helpers.DockerDaemon(c.HOST, daemon_root, client=client, extra_args=[f"--bridge={bridge}"])
-    daemon.start()
-    with open(archive, "rb") as f:
-        _checked([client, "load"], "docker load", env=daemon.env, stdin=f.fileno())
-    k = Contenders(root, md, md_env, daemon, client, bridge)
+    b = c.busybox_in_both(root, daemon_root, IMAGE, daemon_args=[f"--bridge={bridge}"])
+    k = Contenders(root, b.md, b.md_env, b.daemon, b.client, bridge)
     for argv in (NONE, BRIDGE_DOCKER):  # both work, and the bytecode cache is filled
-        _checked([client, *argv], f"docker {' '.join(argv)}", env=daemon.env)
+        c.checked([b.client, *argv], f"docker {' '.join(argv)}", env=b.daemon.env)
     for argv in (NONE, BRIDGE_MD):
-        _checked([*md, *argv], f"minidocker {' '.join(argv)}", env=md_env)
-    log(f"network: {IMAGE} {image_id[7:19]} in minidocker and dockerd {daemon.version()} (bridge {bridge})")
+        c.checked([*b.md, *argv], f"minidocker {' '.join(argv)}", env=b.md_env)
+    log(
+        f"network: {IMAGE} {b.image_id[7:19]} in minidocker and dockerd {b.daemon.version()} (bridge {bridge})"
+    )
     return k
 
 
 def tear_down(k: Contenders | None, root: str, daemon_root: str, bridge: str) -> None:
     """Containers, dockerd, Docker's bridge, the scratch dirs (each best effort)."""
     try:
-        md = _md(root)
-        if os.path.isdir(f"{root}/md/data"):  # the default bridge goes with the last container
-            ids = subprocess.run([*md, "ps", "-aq", "--no-trunc"], capture_output=True, text=True).stdout
-            if ids.split():
-                subprocess.run([*md, "rm", "-f", *ids.split()], capture_output=True)
+        c.remove_md_containers(root)
+        if os.path.isdir(f"{root}/md/data"):  # the default bridge lingers: down now, not in 10 s
+            subprocess.run([*c.md_argv(root), "network", "prune", "-f"], capture_output=True)
+            _stop_reapers(root)
     finally:
         try:
             daemon = k.daemon if k is not None else c.helpers.DockerDaemon(c.HOST, daemon_root)
@@ -107,6 +109,20 @@ def tear_down(k: Contenders | None, root: str, daemon_root: str, bridge: str) ->
         finally:
             subprocess.run(["ip", "link", "del", bridge], capture_output=True)
             c.remove_scratch(root)
+
+
+def _stop_reapers(root: str) -> None:
+    """The reaper the repeated phase left sleeping (``network prune`` took its bridge down: it
+    would only wake to find nothing to do)."""
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError):
+            continue
+        if pid.isdigit() and b"minidocker.network.reaper" in cmdline and root.encode() in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGTERM)
 
 
 def _once(argv: list[str], env: dict[str, str], what: str) -> c.Run:
@@ -117,15 +133,21 @@ def _once(argv: list[str], env: dict[str, str], what: str) -> c.Run:
 
 
 def _phase(
-    k: Contenders, iterations: int, warmup: int, label: str, log: Callable[[str], None]
+    k: Contenders,
+    iterations: int,
+    warmup: int,
+    label: str,
+    log: Callable[[str], None],
+    linger: str = "",
 ) -> dict[str, c.Series]:
     names = ("docker none", "docker bridge", "minidocker none", "minidocker bridge")
     series = {n: c.Series(n) for n in names}
+    md_env = {**k.md_env, LINGER_ENV: linger} if linger else k.md_env
     runs = (
         ([k.client, *NONE], k.daemon.env),
         ([k.client, *BRIDGE_DOCKER], k.daemon.env),
-        ([*k.md, *NONE], k.md_env),
-        ([*k.md, *BRIDGE_MD], k.md_env),
+        ([*k.md, *NONE], md_env),
+        ([*k.md, *BRIDGE_MD], md_env),
     )
     for i in range(warmup + iterations):
         timed = i >= warmup
@@ -164,18 +186,25 @@ def run(iterations: int, warmup: int, log: Callable[[str], None] = print) -> boo
             f"method: {warmup} warm-up(s), then {iterations} timed iterations of docker none, docker bridge, "
             "minidocker none, minidocker bridge; sync and an idle dockerd before each; medians"
         )
-        first = _phase(k, iterations, warmup, "first container", log)
-        _checked([*k.md, *KEEPER], "minidocker run -d (keeps the default bridge up)", env=k.md_env)
+        phases: dict[str, dict[str, c.Series]] = {}
+        phases["first container"] = _phase(k, iterations, warmup, "first container", log, linger="0")
+        phases["repeated run --rm"] = _phase(k, iterations, warmup, "repeated run --rm", log, linger="10")
+        c.checked([*k.md, *KEEPER], "minidocker run -d (keeps the default bridge up)", env=k.md_env)
         try:
-            up = _phase(k, iterations, warmup, "bridge up", log)
+            phases["bridge up"] = _phase(k, iterations, warmup, "bridge up", log, linger="0")
         finally:
-            subprocess.run([*k.md, "rm", "-f", "mdbench-keeper"], capture_output=True)
+            subprocess.run(
+                [*k.md, "rm", "-f", "mdbench-keeper"],
+                capture_output=True,
+                env={**os.environ, **k.md_env, LINGER_ENV: "0"},
+            )
     finally:
         tear_down(k, root, daemon_root, bridge)
 
     rows = [["case", "contender", "none ms", "bridge ms", "difference ms", "CPU none/bridge ms"]]
     diffs: dict[tuple[str, str], float] = {}
-    for case, s in (("bridge up", up), ("first container", first)):
+    for case in CASES:
+        s = phases[case]
         for who in ("docker", "minidocker"):
             none, br = s[f"{who} none"], s[f"{who} bridge"]
             diffs[case, who] = br.median - none.median
@@ -188,16 +217,19 @@ def run(iterations: int, warmup: int, log: Callable[[str], None] = print) -> boo
             "that imports pyroute2 on the other core finds no idle core)"
         )
     log(c.table(rows))
-    log("  (docker: the client's wall time; CPU: the client only. Docker's bridge is always up.)")
+    log(
+        "  (docker: the client's wall time; CPU: the client only. Docker's bridge is always up. "
+        "repeated run --rm: each minidocker run finds the default bridge lingering from the one before)"
+    )
     ok = True
-    for case in ("bridge up", "first container"):
+    for case in CASES:
         md_diff, docker_diff = diffs[case, "minidocker"] * 1000, diffs[case, "docker"] * 1000
         met = md_diff <= GOAL_MS
         log(
             f"{case}: minidocker bridge - none {md_diff:.0f} ms (goal <= {GOAL_MS:.0f} ms) "
             f"{'PASS' if met else 'FAIL'}; docker bridge - none {docker_diff:.0f} ms"
         )
-        if not met and case == "bridge up":
+        if not met and case == GOAL_CASE:
             ok = False
             log(
                 f"GOAL MISSED: the default bridge adds {md_diff:.0f} ms to minidocker run (goal <= {GOAL_MS:.0f} ms)"

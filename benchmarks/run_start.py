@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import _common as c
-from load import BenchError
+from _common import BenchError
 
 GOAL_VS_DOCKER = 0.35  # minidocker's median <= 0.35x docker run's
 GOAL_VS_RUNC = 3.0  # ... and <= 3x runc run's
@@ -63,15 +63,6 @@ def defaults(quick: bool) -> tuple[int, int]:
 # set-up
 
 
-def _checked(argv: list[str], what: str, env: dict[str, str] | None = None, stdin: int | None = None) -> str:
-    p = subprocess.run(
-        argv, capture_output=True, text=True, errors="replace", env={**os.environ, **(env or {})}, stdin=stdin
-    )
-    if p.returncode != 0:
-        raise BenchError(f"{what} failed (rc {p.returncode}): {' '.join(argv)}\n{p.stdout}{p.stderr}")
-    return p.stdout
-
-
 def make_bundle(archive: str, bundle: str) -> None:
     """An OCI bundle for ``runc run``: the image's layers unpacked in order into ``rootfs``
     (busybox has one layer and no whiteouts), ``config.json`` from ``runc spec`` running ``true``
@@ -87,7 +78,7 @@ def make_bundle(archive: str, bundle: str) -> None:
             assert member is not None
             # GNU tar: devices, owners and modes as recorded (root), like an image layer
             subprocess.run(["tar", "-x", "-C", rootfs, "-f", "-"], input=member.read(), check=True)
-    _checked(["runc", "spec", "--bundle", bundle], "runc spec")
+    c.checked(["runc", "spec", "--bundle", bundle], "runc spec")
     path = os.path.join(bundle, "config.json")
     with open(path) as f:
         spec = json.load(f)
@@ -108,56 +99,30 @@ class Contenders:
     bundle: str
     runc_root: str
     image_id: str
-    md_env: dict[str, str]  # bytecode cache on, in the scratch dir (see set_up)
+    md_env: dict[str, str]  # bytecode cache on, in the scratch dir (see _common.busybox_in_both)
 
     def daemon_pids(self) -> list[int]:
-        """dockerd and its containerd (whose command lines name the daemon's root)."""
-        return sorted({self.daemon.pid or 0, *self.daemon.stray_pids()})
-
-
-def _md(root: str) -> list[str]:
-    return [*c.minidocker_command(), "--data-root", f"{root}/md/data", "--exec-root", f"{root}/md/exec"]
+        return c.daemon_pids(self.daemon)
 
 
 def set_up(root: str, daemon_root: str, log: Callable[[str], None]) -> Contenders:
     """busybox in minidocker (``buildbase``), the same image in a fresh dockerd, the runc bundle."""
-    md = _md(root)
-    # minidocker as installed: with its modules' bytecode cached. A checkout run with
-    # PYTHONDONTWRITEBYTECODE set (as in some dev shells) compiles ~100 modules on every start
-    # (+~0.1 s); the cache goes into the scratch dir, not into the source tree.
-    md_env = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": f"{root}/pycache"}
-    _checked([*md, "buildbase"], "minidocker buildbase", env=md_env)
-    image_id = _checked([*md, "inspect", "-f", "{{.Id}}", IMAGE], "minidocker inspect").strip()
-    archive = f"{root}/busybox.tar"
-    _checked([*md, "save", "-o", archive, IMAGE], "minidocker save")
-    client = c.docker_client()
-    daemon = c.helpers.DockerDaemon(c.HOST, daemon_root, client=client)
-    daemon.start()
-    with open(archive, "rb") as f:
-        _checked([client, "load"], "docker load", env=daemon.env, stdin=f.fileno())
-    docker_id = _checked(
-        [client, "image", "inspect", "-f", "{{.Id}}", IMAGE], "docker inspect", env=daemon.env
-    )
-    if docker_id.strip() != image_id:
-        raise BenchError(f"docker loaded {docker_id.strip()}, minidocker has {image_id}")
+    b = c.busybox_in_both(root, daemon_root, IMAGE)
     bundle = f"{root}/bundle"
-    make_bundle(archive, bundle)
+    make_bundle(b.archive, bundle)
     os.makedirs(f"{root}/runc", 0o700)
-    _checked([*md, *RUN_ARGS], "minidocker run", env=md_env)  # works, and fills the bytecode cache
-    log(f"run: {IMAGE} {image_id[7:19]} in minidocker, dockerd {daemon.version()} and a runc bundle")
+    c.checked([*b.md, *RUN_ARGS], "minidocker run", env=b.md_env)  # works, and fills the bytecode cache
+    log(f"run: {IMAGE} {b.image_id[7:19]} in minidocker, dockerd {b.daemon.version()} and a runc bundle")
     log(f"scratch: {root} (dockerd: {daemon_root})")
-    return Contenders(root, md, daemon, client, bundle, f"{root}/runc", image_id, md_env)
+    return Contenders(root, b.md, b.daemon, b.client, bundle, f"{root}/runc", b.image_id, b.md_env)
 
 
 def tear_down(k: Contenders | None, root: str, daemon_root: str) -> None:
     """Remove every container, runc state and the daemon, then the scratch dirs (best effort
     each, so one failure does not leave the rest behind)."""
     try:
-        md, runc_root = _md(root), f"{root}/runc"
-        if os.path.isdir(f"{root}/md/data"):  # its monitors, cgroups and mounts go with `rm -f`
-            ids = subprocess.run([*md, "ps", "-aq", "--no-trunc"], capture_output=True, text=True).stdout
-            if ids.split():
-                subprocess.run([*md, "rm", "-f", *ids.split()], capture_output=True)
+        c.remove_md_containers(root)
+        runc_root = f"{root}/runc"
         if os.path.isdir(runc_root):
             for cid in os.listdir(runc_root):
                 subprocess.run(["runc", "--root", runc_root, "delete", "-f", cid], capture_output=True)
@@ -175,10 +140,7 @@ def tear_down(k: Contenders | None, root: str, daemon_root: str) -> None:
 
 def docker_once(k: Contenders) -> tuple[c.Run, float]:
     """One timed ``docker run --rm``; also the CPU seconds dockerd and containerd spent meanwhile."""
-    pids = k.daemon_pids()
-    ticks = c.cpu_ticks(pids)
-    run = c.timed([k.client, *RUN_ARGS], env=k.daemon.env, timeout=120)
-    cpu = (c.cpu_ticks(pids) - ticks) / c.CLK_TCK
+    run, cpu = c.timed_beside(k.daemon, [k.client, *RUN_ARGS], env=k.daemon.env, timeout=120)
     if run.rc != 0:
         raise BenchError(f"docker run failed (rc {run.rc}):\n{run.stdout}{run.stderr}\n{k.daemon.log_tail()}")
     return run, cpu
@@ -249,14 +211,14 @@ def watcher_of(container_pid: int) -> Watcher:
 
 def memory(k: Contenders) -> tuple[Watcher, Watcher]:
     """(minidocker's monitor, Docker's shim) of a detached ``sleep 1000``; both removed after."""
-    md_id = _checked([*k.md, *DETACHED_ARGS], "minidocker run -d", env=k.md_env).strip()
+    md_id = c.checked([*k.md, *DETACHED_ARGS], "minidocker run -d", env=k.md_env).strip()
     try:
-        docker_id = _checked([k.client, *DETACHED_ARGS], "docker run -d", env=k.daemon.env).strip()
+        docker_id = c.checked([k.client, *DETACHED_ARGS], "docker run -d", env=k.daemon.env).strip()
         try:
             time.sleep(SETTLE)
-            md_pid = int(_checked([*k.md, "inspect", "-f", "{{.State.Pid}}", md_id], "minidocker inspect"))
+            md_pid = int(c.checked([*k.md, "inspect", "-f", "{{.State.Pid}}", md_id], "minidocker inspect"))
             d_pid = int(
-                _checked(
+                c.checked(
                     [k.client, "inspect", "-f", "{{.State.Pid}}", docker_id],
                     "docker inspect",
                     env=k.daemon.env,
@@ -276,16 +238,6 @@ def memory(k: Contenders) -> tuple[Watcher, Watcher]:
 
 # --------------------------------------------------------------------------------------------
 # the benchmark
-
-
-def _row(s: c.Series) -> list[str]:
-    return [
-        s.name,
-        f"{s.median:.3f}",
-        f"{min(s.walls):.3f}",
-        f"{max(s.walls):.3f}",
-        f"{sorted(s.cpu)[len(s.cpu) // 2]:.3f}",
-    ]
 
 
 def _mib(kib: int) -> str:
@@ -333,29 +285,17 @@ def run(iterations: int, warmup: int, log: Callable[[str], None] = print) -> boo
         tear_down(k, root, daemon_root)
 
     log("")
-    log(
-        c.table(
-            [["contender", "median s", "min s", "max s", "CPU s"], *(_row(s) for s in (docker, md, runc))]
-        )
-    )
+    log(c.timing_table([docker, md, runc]))
     log("  (CPU: the command and the children it waited for; docker: + dockerd + containerd, not the shim)")
-    ok = True
-
-    def goal(label: str, value: float, target: str, met: bool, missed: str) -> None:
-        nonlocal ok
-        log(f"{label}: {value:.2f}x (goal {target}) {'PASS' if met else 'FAIL'}")
-        if not met:
-            ok = False
-            log(f"GOAL MISSED: {missed}")
-
+    goals = c.Goals(log)
     vs_docker = md.median / docker.median
     vs_runc = md.median / runc.median
-    goal(
-        "ratio minidocker/docker", vs_docker, f"<= {GOAL_VS_DOCKER:.2f}x", vs_docker <= GOAL_VS_DOCKER,
+    goals.check(
+        "ratio minidocker/docker", f"{vs_docker:.2f}x", f"<= {GOAL_VS_DOCKER:.2f}x", vs_docker <= GOAL_VS_DOCKER,
         f"minidocker run takes {vs_docker:.2f}x docker run's time (goal <= {GOAL_VS_DOCKER:.2f}x)",
     )  # fmt: skip
-    goal(
-        "ratio minidocker/runc", vs_runc, f"<= {GOAL_VS_RUNC:.2f}x", vs_runc <= GOAL_VS_RUNC,
+    goals.check(
+        "ratio minidocker/runc", f"{vs_runc:.2f}x", f"<= {GOAL_VS_RUNC:.2f}x", vs_runc <= GOAL_VS_RUNC,
         f"minidocker run takes {vs_runc:.2f}x runc run's time (goal <= {GOAL_VS_RUNC:.2f}x)",
     )  # fmt: skip
     log(
@@ -365,8 +305,8 @@ def run(iterations: int, warmup: int, log: Callable[[str], None] = print) -> boo
         f"private {_mib(shim.private_kib)} MiB"
     )
     pss_ratio = md_w.pss_kib / shim.pss_kib if shim.pss_kib else float("inf")
-    goal(
-        "ratio monitor/shim PSS", pss_ratio, "< 1.00x", pss_ratio < 1.0,
+    goals.check(
+        "ratio monitor/shim PSS", f"{pss_ratio:.2f}x", "< 1.00x", pss_ratio < 1.0,
         f"the monitor's PSS {_mib(md_w.pss_kib)} MiB is not below the shim's {_mib(shim.pss_kib)} MiB",
     )  # fmt: skip
-    return ok
+    return goals.ok

@@ -9,7 +9,6 @@ ChainID, ...) so the message says what went wrong.
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from _lib.checks import (  # noqa: E402 - after the sys.path tweak, on purpose
     lab_dir,
     read_answer,
     read_text,
+    realpath,
     sha256_hex,
 )
 
@@ -78,11 +78,6 @@ def diagnose_chain(found: str, n: int, diffs: list[str], chains: list[str], othe
         return f"that is {others[found]}, not a ChainID"
     return (f"expected sha256 of the string 'ChainID(layer {n - 1}) DiffID(layer {n})', found {found!r}, "
             f"which matches none of the usual mistakes")  # fmt: skip
-
-
-def realpath(path: str) -> str | None:
-    out = host().run("readlink -e -- " + shlex.quote(path))
-    return out.stdout.strip() if out.rc == 0 else None
 
 
 def main() -> int:

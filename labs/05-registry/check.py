@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from _lib.checks import (  # noqa: E402 - after the sys.path tweak, on purpose
     read_answer,
     read_bytes,
     read_text,
+    realpath,
     sha256_hex,
 )
 
@@ -59,11 +59,6 @@ def blob(dgst: str) -> bytes | None:
 def registry_tags() -> list[str]:
     d = host().file(os.path.join(V2, "repositories", REPO, "_manifests", "tags"))
     return sorted(d.listdir()) if d.is_directory else []
-
-
-def realpath(path: str) -> str | None:
-    out = host().run("readlink -e -- " + shlex.quote(path))
-    return out.stdout.strip() if out.rc == 0 else None
 
 
 def _json(data: bytes) -> Any:

@@ -33,13 +33,4 @@ done
 left=""
 for ns in $NAMESPACES; do netns_exists "$ns" && left="$left netns:$ns"; done
 for link in $LINKS; do link_exists "$link" && left="$left link:$link"; done
-while read -r kind what; do
-    if [ "$kind" = link ] && link_exists "$what"; then left="$left link:$what"; fi
-    if [ "$kind" = netns ] && [ -e "$what" ]; then left="$left netns:$what"; fi
-done < <(network_leftovers "$LAB")
-if [ -n "$left" ]; then
-    echo "cleanup: still on the host:$left" >&2
-    exit 1
-fi
-
-remove_lab "$LAB"
+finish_network_cleanup "$LAB" "$left"

@@ -12,16 +12,25 @@ it with the lab's ``www/index.html``. Traffic goes only to the lab's own subnet.
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _lib.checks import Checker, fail_on_crash, host, lab_dir, read_text  # noqa: E402 - after the sys.path tweak
+from _lib.checks import (  # noqa: E402 - after the sys.path tweak
+    Checker,
+    bridge_problem,
+    fail_on_crash,
+    fetch,
+    host,
+    ipv4,
+    is_up,
+    lab_dir,
+    link,
+    listening_ports,
+    read_text,
+)
 
 NS = "lab07"
 BRIDGE = "lab07br"
@@ -31,49 +40,6 @@ CONTAINER_IP = "10.67.0.2"
 CHAIN = "LAB07"
 HOST_PORT = 8087
 CONTAINER_PORT = 80
-TCP_LISTEN = "0A"  # the state column of /proc/net/tcp
-
-
-def ip_json(args: str, netns: str | None = None) -> list[dict[str, Any]]:
-    """``ip -j -d <args>`` on the host or inside ``netns``; [] if the command failed."""
-    where = f"-n {shlex.quote(netns)} " if netns else ""
-    out = host().run(f"ip {where}-j -d {args}")
-    if out.rc != 0:
-        return []
-    try:
-        data: list[dict[str, Any]] = json.loads(out.stdout or "[]")
-    except json.JSONDecodeError:
-        return []
-    return data
-
-
-def link(name: str, netns: str | None = None) -> dict[str, Any] | None:
-    found = ip_json(f"link show dev {shlex.quote(name)}", netns)
-    return found[0] if found else None
-
-
-def ipv4(name: str, netns: str | None = None) -> list[str]:
-    found = ip_json(f"-4 addr show dev {shlex.quote(name)}", netns)
-    return [f"{a['local']}/{a['prefixlen']}" for x in found for a in x.get("addr_info") or []]
-
-
-def is_up(lnk: dict[str, Any] | None) -> bool:
-    return lnk is not None and "UP" in (lnk.get("flags") or [])
-
-
-def listening_ports(tcp_table: str | None) -> set[int]:
-    """Local ports in LISTEN state in a /proc/<pid>/net/tcp table."""
-    ports = set()
-    for line in (tcp_table or "").splitlines()[1:]:
-        f = line.split()
-        if len(f) > 3 and f[3] == TCP_LISTEN:
-            ports.add(int(f[1].rsplit(":", 1)[1], 16))
-    return ports
-
-
-def tcp_listening(net_dir: str) -> set[int]:
-    """Listening TCP ports of one network namespace (tcp and tcp6: httpd binds [::]:80 when it can)."""
-    return listening_ports(read_text(f"{net_dir}/tcp")) | listening_ports(read_text(f"{net_dir}/tcp6"))
 
 
 def nat_rules(chain: str) -> list[str] | None:
@@ -82,16 +48,6 @@ def nat_rules(chain: str) -> list[str] | None:
     if out.rc != 0:
         return None
     return [x for x in out.stdout.splitlines() if x.startswith("-A ")]
-
-
-def fetch(url: str) -> tuple[str | None, str]:
-    """GET url with no proxy (the page, "") or (None, why)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=3) as r:
-            return r.read().decode("utf-8", "replace"), ""
-    except Exception as e:  # noqa: BLE001 - any failure is the finding to report
-        return None, f"{type(e).__name__}: {getattr(e, 'reason', e)}"
 
 
 # -- the expectations -----------------------------------------------------------------------------
@@ -108,17 +64,7 @@ def check_network(c: Checker) -> bool:
         for n in names:
             c.blocked(n, f"no namespace {NS}")
         return False
-    br = link(BRIDGE)
-    if br is None:
-        detail = f"expected a link {BRIDGE} on the host, found none"
-    elif (br.get("linkinfo") or {}).get("info_kind") != "bridge":
-        detail = f"expected a link of type bridge, found {(br.get('linkinfo') or {}).get('info_kind') or 'a plain link'}"
-    elif f"{GATEWAY}/24" not in ipv4(BRIDGE):
-        detail = f"expected the address {GATEWAY}/24, found {', '.join(ipv4(BRIDGE)) or 'no IPv4 address'}"
-    elif not is_up(br):
-        detail = f"expected the flag UP, found flags {','.join(br.get('flags') or [])}"
-    else:
-        detail = ""
+    detail = bridge_problem(BRIDGE, f"{GATEWAY}/24")
     ok = c.expect(names[0], not detail, detail)
     veth = link(VETH)
     if veth is None:
@@ -163,7 +109,7 @@ def check_httpd(c: Checker, ns_ok: bool, page: str | None) -> bool:
     c.expect(names[0], bool(httpd),
              f"expected a process called httpd in `ip netns pids {NS}`, found "
              + (", ".join(f"{p} ({x})" for p, x in comms.items()) or "no process") + on_host)  # fmt: skip
-    listening = set().union(*(tcp_listening(f"/proc/{p}/net") for p in pids)) if pids else set()
+    listening = set().union(*(listening_ports(f"/proc/{p}/net") for p in pids)) if pids else set()
     c.expect(names[1], CONTAINER_PORT in listening,
              f"expected a TCP socket listening on {CONTAINER_PORT} in {NS}, found "
              + (", ".join(map(str, sorted(listening))) or "none") + " (ip netns exec lab07 ss -ltn)")  # fmt: skip
@@ -235,7 +181,7 @@ def check_rules(c: Checker) -> bool:
 
 
 def check_published(c: Checker, ready: bool, page: str | None) -> None:
-    listener = HOST_PORT in tcp_listening("/proc/self/net")
+    listener = HOST_PORT in listening_ports("/proc/self/net")
     c.expect(f"nothing on the host listens on {HOST_PORT} (the DNAT rule alone publishes it)", not listener,
              f"expected no socket on port {HOST_PORT}, found one listening (ss -ltnp 'sport = :{HOST_PORT}'): "
              "a relay is the userland proxy's way, this lab is about the kernel's")  # fmt: skip

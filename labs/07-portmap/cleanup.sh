@@ -69,13 +69,4 @@ chain_exists && left="$left nat-chain:$CHAIN"
 iptables -w -t nat -S 2>/dev/null | grep -qE -- "-j $CHAIN( |$)" && left="$left jump:$CHAIN"
 pids="$(lab_pids | tr '\n' ' ')"
 [ -n "${pids// /}" ] && left="$left processes:$pids"
-while read -r kind what; do
-    if [ "$kind" = link ] && link_exists "$what"; then left="$left link:$what"; fi
-    if [ "$kind" = netns ] && [ -e "$what" ]; then left="$left netns:$what"; fi
-done < <(network_leftovers "$LAB")
-if [ -n "$left" ]; then
-    echo "cleanup: still on the host:$left" >&2
-    exit 1
-fi
-
-remove_lab "$LAB"
+finish_network_cleanup "$LAB" "$left"

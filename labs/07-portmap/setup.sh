@@ -12,15 +12,8 @@ LAB="$(lab_dir 07)"
 bash "$HERE/cleanup.sh"
 
 # The subnet and the port must be free, or the lab's fetches would reach something else.
-if ip -4 route show | grep -q '^10\.67\.0\.'; then
-    echo "setup: the host already routes 10.67.0.0/24 (ip -4 route): the lab needs that subnet free" >&2
-    echo "       (lab 06's bonus uses it: minidocker lab reset 06)" >&2
-    exit 1
-fi
-if awk 'NR > 1 && $4 == "0A" { split($2, a, ":"); if (a[2] == "1F97") found = 1 } END { exit !found }' /proc/net/tcp /proc/net/tcp6; then
-    echo "setup: something on the host already listens on TCP port 8087 (ss -ltnp): the lab needs it free" >&2
-    exit 1
-fi
+require_free_subnet 10.67.0.0/24 "(lab 06's bonus uses it: minidocker lab reset 06)"
+require_free_port 8087
 
 mkdir -p "$LAB/www"
 printf 'lab 07: served from the namespace lab07 (nonce %s)\n' "$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" \

@@ -18,16 +18,27 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import shlex
 import sys
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _lib.checks import Checker, data_root, fail_on_crash, host, lab_dir, read_text  # noqa: E402
+from _lib.checks import (  # noqa: E402 - after the sys.path tweak
+    Checker,
+    bridge_problem,
+    data_root,
+    fail_on_crash,
+    fetch,
+    host,
+    ipv4,
+    lab_dir,
+    link,
+    listening,
+    listening_ports,
+    read_text,
+)
 
 LAB = lab_dir("11")
 ROOT = data_root("11")
@@ -41,7 +52,6 @@ CLIENT = "client"
 HOST_IP = "127.0.0.1"
 HOST_PORT = 8011
 PORT = 80
-TCP_LISTEN = "0A"  # the state column of /proc/net/tcp
 DEFAULT_ROOT = "/var/lib/minidocker"  # only to say "you created it there" when the student forgot the export
 
 
@@ -107,53 +117,6 @@ def find_container(name: str) -> Container | None:
     return None
 
 
-def ip_json(args: str, pid: int | None = None) -> list[dict[str, Any]]:
-    """``ip -j -d <args>`` on the host, or in the network namespace of ``pid`` (host's ``ip``)."""
-    prefix = f"nsenter -t {pid} -n " if pid else ""
-    out = host().run(f"{prefix}ip -j -d {args}")
-    if out.rc != 0:
-        return []
-    try:
-        data: list[dict[str, Any]] = json.loads(out.stdout or "[]")
-    except json.JSONDecodeError:
-        return []
-    return data
-
-
-def link(name: str, pid: int | None = None) -> dict[str, Any] | None:
-    found = ip_json(f"link show dev {shlex.quote(name)}", pid)
-    return found[0] if found else None
-
-
-def ipv4(name: str, pid: int | None = None) -> list[str]:
-    found = ip_json(f"-4 addr show dev {shlex.quote(name)}", pid)
-    return [f"{a['local']}/{a['prefixlen']}" for x in found for a in x.get("addr_info") or []]
-
-
-def is_up(lnk: dict[str, Any] | None) -> bool:
-    return lnk is not None and "UP" in (lnk.get("flags") or [])
-
-
-def listening(tcp_table: str | None) -> set[tuple[str, int]]:
-    """(address, port) of LISTEN sockets in a /proc/<pid>/net/tcp table ("0.0.0.0" for any)."""
-    found = set()
-    for line in (tcp_table or "").splitlines()[1:]:
-        f = line.split()
-        if len(f) > 3 and f[3] == TCP_LISTEN:
-            addr, port = f[1].rsplit(":", 1)
-            if len(addr) == 8:  # IPv4, little-endian hex
-                ip = str(ipaddress.IPv4Address(bytes.fromhex(addr)[::-1]))
-            else:
-                ip = "::"
-            found.add((ip, int(port, 16)))
-    return found
-
-
-def ports_of(pid: int) -> set[int]:
-    socks = listening(read_text(f"/proc/{pid}/net/tcp")) | listening(read_text(f"/proc/{pid}/net/tcp6"))
-    return {p for _, p in socks}
-
-
 def volume_mount(pid: int) -> str | None:
     """Where the volume is mounted in the container of ``pid`` (from its mountinfo), or None."""
     source = f"/volumes/{VOLUME}/_data"
@@ -162,16 +125,6 @@ def volume_mount(pid: int) -> str | None:
         if len(f) > 4 and f[3].endswith(source):
             return f[4]
     return None
-
-
-def fetch(url: str) -> tuple[str | None, str]:
-    """GET url from the host with no proxy: (the page, "") or (None, why)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=3) as r:
-            return r.read().decode("utf-8", "replace"), ""
-    except Exception as e:  # noqa: BLE001 - any failure is the finding to report
-        return None, f"{type(e).__name__}: {getattr(e, 'reason', e)}"
 
 
 def compare(got: str | None, why: str, page: str, where: str) -> str:
@@ -210,22 +163,13 @@ def check_network(c: Checker) -> bool:
         detail = ""
     ok = c.expect(names[0], not detail, detail)
     want = (net.get("Options") or {}).get("com.docker.network.bridge.name") or "br-" + str(net.get("Id"))[:12]
-    br = link(BRIDGE)
     if want != BRIDGE:
         detail = (
             f"expected the bridge to be called {BRIDGE} (the driver option com.docker.network.bridge.name), "
             f"found {want}"
         )
-    elif br is None:
-        detail = f"expected a link {BRIDGE} on the host (ip -br link), found none"
-    elif (br.get("linkinfo") or {}).get("info_kind") != "bridge":
-        detail = f"expected a link of type bridge, found {(br.get('linkinfo') or {}).get('info_kind') or 'a plain link'}"
-    elif f"{GATEWAY}/24" not in ipv4(BRIDGE):
-        detail = f"expected the address {GATEWAY}/24, found {', '.join(ipv4(BRIDGE)) or 'no IPv4 address'}"
-    elif not is_up(br):
-        detail = f"expected the flag UP, found flags {','.join(br.get('flags') or [])}"
     else:
-        detail = ""
+        detail = bridge_problem(BRIDGE, f"{GATEWAY}/24", " (ip -br link)")
     return c.expect(names[1], not detail, detail) and ok
 
 
@@ -272,7 +216,7 @@ def check_attached(c: Checker, ctr: Container | None, name: str, net: dict[str, 
         nets = ", ".join((ctr.config.get("NetworkSettings") or {}).get("Networks") or {}) or "none"
         c.expect(what, False, f"expected {NETWORK} among its networks, found {nets} (--network)")
         return None
-    inside = ipv4("eth0", ctr.pid)
+    inside = ipv4("eth0", pid=ctr.pid)
     endpoint = ((net or {}).get("Endpoints") or {}).get(ctr.id) or {}
     veth = link(endpoint.get("Veth") or "-")
     if ipaddress.ip_address(ip) not in ipaddress.ip_network(SUBNET):
@@ -318,7 +262,7 @@ def check_server(c: Checker, web: Container | None, web_ip: str | None, www: str
             c.blocked(n, f"{SERVER} is not running")
         return
     args = [str(x) for x in [web.config.get("Path"), *(web.config.get("Args") or [])]]
-    ports = ports_of(web.pid)
+    ports = listening_ports(f"/proc/{web.pid}/net")
     if "httpd" not in [a.rsplit("/", 1)[-1] for a in args]:
         detail = f"expected the command httpd, found {' '.join(args)!r}"
     elif PORT not in ports:

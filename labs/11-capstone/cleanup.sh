@@ -33,13 +33,4 @@ done
 left=""
 link_exists "$BRIDGE" && left="$left link:$BRIDGE"
 [ -n "$(lab_rules)" ] && left="$left iptables:$(lab_rules | tr '\n' ';')"
-while read -r kind what; do
-    if [ "$kind" = link ] && link_exists "$what"; then left="$left link:$what"; fi
-    if [ "$kind" = netns ] && [ -e "$what" ]; then left="$left netns:$what"; fi
-done < <(network_leftovers "$LAB")
-if [ -n "$left" ]; then
-    echo "cleanup: still on the host:$left" >&2
-    exit 1
-fi
-
-remove_lab "$LAB"
+finish_network_cleanup "$LAB" "$left"

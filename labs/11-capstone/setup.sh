@@ -13,15 +13,8 @@ LAB="$(lab_dir 11)"
 bash "$HERE/cleanup.sh"
 
 # The subnet and the port must be free, or the lab's fetches would reach something else.
-if ip -4 route show | grep -q '^10\.71\.0\.'; then
-    echo "setup: the host already routes 10.71.0.0/24 (ip -4 route): the lab needs that subnet free" >&2
-    echo "       (a network of your own data root? minidocker network ls, without the lab's data root)" >&2
-    exit 1
-fi
-if awk 'NR > 1 && $4 == "0A" { split($2, a, ":"); if (a[2] == "1F4B") found = 1 } END { exit !found }' /proc/net/tcp /proc/net/tcp6; then
-    echo "setup: something on the host already listens on TCP port 8011 (ss -ltnp): the lab needs it free" >&2
-    exit 1
-fi
+require_free_subnet 10.71.0.0/24 "(a network of your own data root? minidocker network ls, without the lab's data root)"
+require_free_port 8011
 
 # busybox must have the two applets the lab runs (the server and the client's fetch).
 for applet in httpd wget; do

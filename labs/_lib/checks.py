@@ -29,10 +29,12 @@ cannot make its own lab pass.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import shlex
 import sys
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -113,6 +115,12 @@ def read_answer(path: str) -> str | None:
     """An answer file the student wrote: surrounding whitespace (``echo``'s newline) is ignored."""
     text = read_text(path)
     return None if text is None else text.strip()
+
+
+def realpath(path: str) -> str | None:
+    """``path`` with every symlink resolved (``readlink -e`` on the host), or None if it does not exist."""
+    out = host().run("readlink -e -- " + shlex.quote(path))
+    return out.stdout.strip() if out.rc == 0 else None
 
 
 def describe(path: str) -> str:
@@ -260,6 +268,98 @@ class DataRoot:
 
     def cache_dir(self, cache_id: str) -> str:
         return os.path.join(self.overlay2, cache_id)
+
+
+# -- network state (labs 07 and 11) ---------------------------------------------------------------
+TCP_LISTEN = "0A"  # the state column of /proc/net/tcp
+
+
+def ip_json(args: str, netns: str | None = None, pid: int | None = None) -> list[dict[str, Any]]:
+    """``ip -j -d <args>`` on the host, inside the named namespace ``netns`` (``ip -n``) or in the
+    network namespace of ``pid`` (``nsenter -n``, the host's ``ip``); [] if the command failed.
+
+    ``ip_json("link show dev lab07br")``, ``ip_json("-4 addr show dev eth0", pid=1234)``
+    """
+    if netns:
+        prefix = f"ip -n {shlex.quote(netns)} "
+    elif pid:
+        prefix = f"nsenter -t {pid} -n ip "
+    else:
+        prefix = "ip "
+    out = host().run(f"{prefix}-j -d {args}")
+    if out.rc != 0:
+        return []
+    try:
+        data: list[dict[str, Any]] = json.loads(out.stdout or "[]")
+    except json.JSONDecodeError:
+        return []
+    return data
+
+
+def link(name: str, netns: str | None = None, pid: int | None = None) -> dict[str, Any] | None:
+    """The link ``name`` as ``ip -j -d link`` shows it (see :func:`ip_json` for where), or None."""
+    found = ip_json(f"link show dev {shlex.quote(name)}", netns, pid)
+    return found[0] if found else None
+
+
+def ipv4(name: str, netns: str | None = None, pid: int | None = None) -> list[str]:
+    """The IPv4 addresses of link ``name`` as ``A.B.C.D/len`` (see :func:`ip_json` for where)."""
+    found = ip_json(f"-4 addr show dev {shlex.quote(name)}", netns, pid)
+    return [f"{a['local']}/{a['prefixlen']}" for x in found for a in x.get("addr_info") or []]
+
+
+def is_up(lnk: dict[str, Any] | None) -> bool:
+    return lnk is not None and "UP" in (lnk.get("flags") or [])
+
+
+def bridge_problem(name: str, cidr: str, hint: str = "") -> str:
+    """Empty when ``name`` is a bridge on the host with the address ``cidr``, up; else what is wrong
+    (expected ..., found ...). ``hint`` goes after "on the host" when the link is missing."""
+    br = link(name)
+    if br is None:
+        return f"expected a link {name} on the host{hint}, found none"
+    kind = (br.get("linkinfo") or {}).get("info_kind")
+    if kind != "bridge":
+        return f"expected a link of type bridge, found {kind or 'a plain link'}"
+    addresses = ipv4(name)
+    if cidr not in addresses:
+        return f"expected the address {cidr}, found {', '.join(addresses) or 'no IPv4 address'}"
+    if not is_up(br):
+        return f"expected the flag UP, found flags {','.join(br.get('flags') or [])}"
+    return ""
+
+
+def listening(tcp_table: str | None) -> set[tuple[str, int]]:
+    """(address, port) of LISTEN sockets in a /proc/<pid>/net/tcp table ("0.0.0.0" for any; "::"
+    for every IPv6 address)."""
+    found = set()
+    for line in (tcp_table or "").splitlines()[1:]:
+        f = line.split()
+        if len(f) > 3 and f[3] == TCP_LISTEN:
+            addr, port = f[1].rsplit(":", 1)
+            if len(addr) == 8:  # IPv4, little-endian hex
+                ip = str(ipaddress.IPv4Address(bytes.fromhex(addr)[::-1]))
+            else:
+                ip = "::"
+            found.add((ip, int(port, 16)))
+    return found
+
+
+def listening_ports(net_dir: str) -> set[int]:
+    """Listening TCP ports of one network namespace, from ``<net_dir>/tcp`` and ``tcp6`` (httpd
+    binds [::]:80 when it can): ``listening_ports(f"/proc/{pid}/net")``."""
+    socks = listening(read_text(f"{net_dir}/tcp")) | listening(read_text(f"{net_dir}/tcp6"))
+    return {p for _, p in socks}
+
+
+def fetch(url: str) -> tuple[str | None, str]:
+    """GET url from the host with no proxy: (the page, "") or (None, why)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=3) as r:
+            return r.read().decode("utf-8", "replace"), ""
+    except Exception as e:  # noqa: BLE001 - any failure is the finding to report
+        return None, f"{type(e).__name__}: {getattr(e, 'reason', e)}"
 
 
 def fail_on_crash(main: Any) -> int:

@@ -67,6 +67,9 @@ stop_containers() {
     for c in $(MINIDOCKER_DATA_ROOT="$dir/root" MINIDOCKER_EXEC_ROOT="$dir/exec" md ps -aq 2>/dev/null || true); do
         MINIDOCKER_DATA_ROOT="$dir/root" MINIDOCKER_EXEC_ROOT="$dir/exec" md rm -f "$c" >/dev/null 2>&1 || true
     done
+    # the default bridge outlives its last container by a grace period (chapter 6); its reaper
+    # names this data root and would be killed below: take the bridge down now instead
+    MINIDOCKER_DATA_ROOT="$dir/root" MINIDOCKER_EXEC_ROOT="$dir/exec" md network prune -f >/dev/null 2>&1 || true
     [ -n "$ids" ] || return 0
     # never ourselves or an ancestor: `labs/runner.py reset` run with the lab's MINIDOCKER_DATA_ROOT
     # exported is a minidocker-venv python too
@@ -181,4 +184,42 @@ remove_lab_networks() {
             case "$what" in /run/netns/?*) umount -l "$what" 2>/dev/null || true; rm -f -- "$what" ;; esac ;;
         esac
     done < <(network_leftovers "$dir")
+}
+
+# finish_network_cleanup DIR LEFT: the last step of a network lab's cleanup. Fails (exit 1), naming
+# them, if LEFT (" kind:name" words for what the caller found still on the host) or the networks of
+# DIR/root (network_leftovers) still hold anything; else removes the lab dir.
+finish_network_cleanup() {
+    local dir="$1" left="$2" kind what
+    while read -r kind what; do
+        if [ "$kind" = link ] && link_exists "$what"; then left="$left link:$what"; fi
+        if [ "$kind" = netns ] && [ -e "$what" ]; then left="$left netns:$what"; fi
+    done < <(network_leftovers "$dir")
+    if [ -n "$left" ]; then
+        echo "cleanup: still on the host:$left" >&2
+        exit 1
+    fi
+    remove_lab "$dir"
+}
+
+# require_free_subnet CIDR HINT: setup fails (exit 1; HINT is the second line of the message) if
+# the host already routes into CIDR, a /24: the lab's fetches would reach something else.
+require_free_subnet() {
+    local prefix="${1%.*}."
+    if ip -4 route show | grep -q "^${prefix//./\\.}"; then
+        echo "setup: the host already routes $1 (ip -4 route): the lab needs that subnet free" >&2
+        echo "       $2" >&2
+        exit 1
+    fi
+}
+
+# require_free_port PORT: setup fails (exit 1) if something on the host listens on TCP PORT.
+require_free_port() {
+    local hex
+    hex="$(printf '%04X' "$1")"
+    if awk -v port="$hex" 'NR > 1 && $4 == "0A" { split($2, a, ":"); if (a[2] == port) found = 1 } END { exit !found }' \
+        /proc/net/tcp /proc/net/tcp6; then
+        echo "setup: something on the host already listens on TCP port $1 (ss -ltnp): the lab needs it free" >&2
+        exit 1
+    fi
 }

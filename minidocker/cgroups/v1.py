@@ -64,8 +64,15 @@ class V1Cgroup(Cgroup):
     def paths(self) -> list[str]:
         seen: set[str] = set()
         out: list[str] = []
+        real_root = os.path.realpath(self.root)
         for controller, hierarchy in self.hierarchies().items():
-            real = os.path.realpath(hierarchy)
+            # only the symlinks (``cpu`` -> ``cpu,cpuacct``) need resolving: one realpath of the
+            # root instead of one per hierarchy (this runs ~6 times per container start and stop)
+            real = (
+                os.path.realpath(hierarchy)
+                if os.path.islink(hierarchy)
+                else os.path.join(real_root, os.path.basename(hierarchy))
+            )
             if real not in seen:
                 seen.add(real)
                 out.append(self.path(controller))

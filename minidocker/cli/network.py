@@ -223,6 +223,8 @@ def prune(ctx: Context, force: bool) -> None:
         with contextlib.suppress(MinidockerError):
             network.remove_network(ctx.stores, n["Id"])
             deleted.append(n["Name"])
+    with contextlib.suppress(MinidockerError):
+        network.prune_default(ctx.stores)  # a lingering default bridge: not a network, not listed
     if deleted:
         click.echo("Deleted Networks:\n" + "\n".join(deleted))
 

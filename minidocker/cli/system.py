@@ -461,6 +461,8 @@ def prune_networks(ctx: Context) -> list[str]:
         with contextlib.suppress(MinidockerError):
             network.remove_network(ctx.stores, n["Id"])
             deleted.append(n["Name"])
+    # a lingering default bridge (chapter 6) goes too, as in `network prune`; it is not listed
+    network.prune_default(ctx.stores)
     return deleted
 
 

@@ -423,6 +423,8 @@ class Runtime:
                 if not data:
                     break
                 chunks.append(data)
+        if prepared is not None:
+            prepared.stop_warming()  # the monitor has made its cgroup.procs writes by now
         if netmode not in ("none", "host") and not netmode.startswith("container:"):
             helper.release()  # the monitor has its own copy; a next start gets a helper of its own
         report = b"".join(chunks).decode(errors="replace")

@@ -376,7 +376,7 @@ def run_prepared(
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C is the CLI's: it closes the socket
         with contextlib.suppress(Exception):  # only a head start: the start itself redoes it
-            _warm()
+            _warm(os.path.join(runtime().exec_root, "seccomp"))
         data = b""
         while not data.endswith(b"\n"):
             chunk = sock.recv(256)
@@ -398,9 +398,10 @@ def run_prepared(
         os._exit(code)
 
 
-def _warm() -> None:
+def _warm(filter_cache: str) -> None:
     """Imports of the start path (with this host's cgroup driver, whose version ``detect`` then
-    remembers), and Docker's default seccomp filter (cached by ``seccomp.program``)."""
+    remembers), and Docker's default seccomp filter, compiled once and then read from
+    ``filter_cache`` (``<exec-root>/seccomp/``, see ``process.prepare_default_filter``)."""
     import importlib
 
     from minidocker import cgroups
@@ -408,7 +409,7 @@ def _warm() -> None:
     from minidocker.namespaces import process
 
     importlib.import_module(f"minidocker.cgroups.{cgroups.detect()}")
-    process.prepare_default_filter()
+    process.prepare_default_filter(filter_cache)
 
 
 def _report(sock: socket.socket | None, text: str, fds: list[int] | None = None) -> None:

@@ -2,9 +2,9 @@
 
 ``run`` forks the monitor once the CLI has imported the container chapter, before ``create``.
 While the CLI creates the container (image, configs, init and writable layers), the monitor
-imports the start path (namespaces, json log, etc files), builds Docker's default seccomp filter
-and waits; ``start`` then sends it the container's id (``go <id>``) and it goes on as a monitor
-forked there would::
+imports the start path (namespaces, json log, etc files), reads Docker's default seccomp filter
+(compiled on the first start into ``<exec-root>/seccomp/``) and waits; ``start`` then sends it
+the container's id (``go <id>``) and it goes on as a monitor forked there would::
 
     prepared = fork_monitor(lambda: rt, foreground=True, stdin=False)   # Runtime.prepare
     try:
@@ -14,8 +14,7 @@ forked there would::
         raise
     handle = rt.start(c, foreground=True, prepared=prepared)
 
-On two cores this takes the monitor's imports (~10 ms) and the filter (~3 ms) off the critical
-path. (Forking before the CLI's own imports was tried: both processes then import the container
+On two cores this takes the monitor's imports (~10 ms) off the critical path. (Forking before the CLI's own imports was tried: both processes then import the container
 chapter, ~20 ms of CPU more, a loss whenever the other core is busy.) The monitor holds nothing
 before ``go`` (no lock, no file of the data root), so ``cancel`` may simply kill it, and it exits
 by itself when the CLI's end of the socket closes.
@@ -31,6 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from minidocker.cgroups.warm import Warmer
     from minidocker.container.lifecycle import Runtime
 
 
@@ -40,9 +40,16 @@ class Prepared:
     def __init__(self, pid: int, sock: socket.socket) -> None:
         self.pid = pid
         self.sock = sock
+        self.warmer: Warmer | None = None  # cgroups.warm, from the fork until the monitor reports
+
+    def stop_warming(self) -> None:
+        if self.warmer is not None:
+            self.warmer.stop()
+            self.warmer = None
 
     def cancel(self) -> None:
         """The container will not be started: end the waiting monitor (it holds nothing yet)."""
+        self.stop_warming()
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         self.sock.close()
@@ -52,7 +59,9 @@ class Prepared:
 
 def fork_monitor(runtime: Callable[[], Runtime], *, foreground: bool, stdin: bool) -> Prepared:
     """Fork the monitor of a container about to be created; ``runtime()`` is called in the
-    monitor once the id arrives. Flush buffered output first (the child inherits the buffers)."""
+    monitor (its exec root holds the compiled seccomp filter; then the start once the id arrives).
+    Flush buffered output first (the child inherits the buffers). Also starts the CLI's cgroup
+    warm-up (``cgroups.warm.Warmer``), which ``Runtime.start`` or :meth:`Prepared.cancel` stops."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     pid = os.fork()
     if pid == 0:  # never returns
@@ -61,4 +70,10 @@ def fork_monitor(runtime: Callable[[], Runtime], *, foreground: bool, stdin: boo
 
         monitor.run_prepared(runtime, theirs, foreground=foreground, stdin=stdin)
     theirs.close()
-    return Prepared(pid, ours)
+    prepared = Prepared(pid, ours)
+    # the first cgroup.procs write waits for an RCU grace period holding cgroup_mutex: paid now,
+    # beside create, not later when the monitor's cgroup mkdirs would wait for it (cgroups.warm)
+    from minidocker.cgroups.warm import Warmer
+
+    prepared.warmer = Warmer.start()
+    return prepared

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from minidocker import trace
 from minidocker.errors import CannotExecute, InvalidInput, MinidockerError, NotFound
 from minidocker.kernel import ns
-from minidocker.namespaces import child, seccomp, users
+from minidocker.namespaces import child, users
 from minidocker.namespaces.child import SetupFailed, Started
 from minidocker.namespaces.spec import NAMESPACE_FLAGS, lookpath
 
@@ -200,6 +200,8 @@ def enter(target_pid: int, spec: ExecSpec, *, on_created: Callable[[int], None] 
     ctx = _Child(spec, joins, mask, last_cap, chan_w, sync_r)
     # the container's capabilities without exec's --privileged (the filter is the container's)
     filter_caps = child.capability_mask(spec.cap_add, spec.cap_drop, False, last_cap)
+    from minidocker.namespaces import seccomp  # (not at import: the start path needs no compiler)
+
     ctx.seccomp = seccomp.program(spec.seccomp, privileged=False, cap_mask=filter_caps)
     middle = os.fork()
     if middle == 0:

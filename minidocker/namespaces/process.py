@@ -28,6 +28,7 @@ pivot_root (``child.RefuseImports``): nothing from the image can ever be loaded 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -38,7 +39,7 @@ from dataclasses import dataclass, field
 from minidocker import kernel, trace
 from minidocker.errors import MinidockerError
 from minidocker.kernel import MS_PRIVATE, MS_REC, net, ns
-from minidocker.namespaces import child, rootfs, seccomp, users
+from minidocker.namespaces import child, rootfs, users
 from minidocker.namespaces.child import SetupFailed, Started, exit_code
 from minidocker.namespaces.spec import (
     Hierarchy,
@@ -75,11 +76,56 @@ def container_caps(spec: ProcessSpec, last_cap: int) -> int:
     return child.capability_mask(spec.cap_add, spec.cap_drop, spec.privileged, last_cap)
 
 
-def prepare_default_filter() -> None:
-    """Build Docker's default seccomp filter for the default capabilities now (``seccomp.program``
-    caches it), so that a later :func:`start` with defaults finds it ready: the monitor does this
-    while the CLI is still creating the container (~2-3 ms off every ``run``)."""
-    seccomp.program(None, privileged=False, cap_mask=child.capability_mask([], [], False, ns.cap_last_cap()))
+# Docker's default filter by capability mask, made ready by prepare_default_filter: a start with
+# the default profile then needs neither the profile compiler nor its tables (namespaces.seccomp,
+# seccomp_default, syscalls_x86: ~3-4 ms of imports, ~1 ms to compile, on every ``run``)
+_default_filters: dict[int, bytes] = {}
+# what the compiled program depends on besides the machine and the capabilities: these files
+_FILTER_SOURCES = ("seccomp.py", "seccomp_default.py", "syscalls_x86.py")
+
+
+def _filter_cache_name(cap_mask: int) -> str:
+    """``seccomp-<hash>.bpf``: the hash covers the machine, the capability mask and the size and
+    mtime of the compiler's sources, so an edited or upgraded compiler never reads an old program."""
+    from minidocker.image.digest import sha256_digest
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    key = [f"default-profile v1 {os.uname().machine} {cap_mask:x}"]
+    for name in _FILTER_SOURCES:
+        st = os.stat(os.path.join(here, name))
+        key.append(f"{name} {st.st_size} {st.st_mtime_ns}")
+    return "seccomp-" + sha256_digest("\n".join(key).encode()).partition(":")[2][:32] + ".bpf"
+
+
+def prepare_default_filter(cache_dir: str | None = None) -> None:
+    """Have Docker's default seccomp filter for the default capabilities ready for :func:`start`:
+    the monitor does this while the CLI is still creating the container. With ``cache_dir`` (the
+    exec root's ``seccomp/``) the compiled program is kept there, so that only the first start
+    after boot or after an upgrade compiles it::
+
+        prepare_default_filter("/run/minidocker/seccomp")   # builds, or reads seccomp-<hash>.bpf
+    """
+    mask = child.capability_mask([], [], False, ns.cap_last_cap())
+    if mask in _default_filters:
+        return
+    path = os.path.join(cache_dir, _filter_cache_name(mask)) if cache_dir else None
+    if path is not None:
+        program = child.read_small(path)
+        if program and len(program) % 8 == 0:
+            _default_filters[mask] = program
+            return
+    from minidocker.namespaces import seccomp
+
+    built = seccomp.program(None, privileged=False, cap_mask=mask)
+    if built is None:
+        return  # a machine without a system call table: no default filter
+    _default_filters[mask] = built
+    if path is not None:
+        from minidocker.fsutil import atomic_write
+
+        with contextlib.suppress(OSError):  # only a cache: the next start compiles again
+            os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+            atomic_write(path, built, 0o600, sync=False)
 
 
 def start(spec: ProcessSpec, *, on_created: Callable[[int], None] | None = None) -> Started:
@@ -99,7 +145,12 @@ def start(spec: ProcessSpec, *, on_created: Callable[[int], None] | None = None)
     chan_r, chan_w = os.pipe2(os.O_CLOEXEC)
     sync_r, sync_w = os.pipe2(os.O_CLOEXEC)
     ctx = _Child(spec, plan, mask, last_cap, tty_path, os.getpid(), chan_w, sync_r)
-    ctx.seccomp = seccomp.program(spec.seccomp, privileged=spec.privileged, cap_mask=mask)
+    if spec.seccomp is None and not spec.privileged and mask in _default_filters:
+        ctx.seccomp = _default_filters[mask]
+    else:
+        from minidocker.namespaces import seccomp
+
+        ctx.seccomp = seccomp.program(spec.seccomp, privileged=spec.privileged, cap_mask=mask)
     middle = os.fork()
     if middle == 0:
         _middle(ctx)  # never returns

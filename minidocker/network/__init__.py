@@ -12,8 +12,10 @@ nothing behind (the runtime's teardown calls :func:`release`, which undoes whate
                                              # our iptables chains when nobody needs them any more
 
 User networks (``network create``) have their bridge and rules from creation to ``network rm``;
-the default ``bridge`` network brings its Linux bridge up at first use and takes it down with its
-last container, so a host without containers carries none of our links or rules.
+the default ``bridge`` network brings its Linux bridge up at first use and takes it down a grace
+period (``$MINIDOCKER_BRIDGE_LINGER``, 2 s) after its last container, through a detached reaper
+(:mod:`minidocker.network.reaper`): a ``run`` meanwhile reuses it, and shortly after the last
+container a host carries none of our links or rules.
 
 The code is in :mod:`minidocker.network.bridge`; this package gives its names lazily (PEP 562),
 so that ``run`` can import :mod:`minidocker.network.helper` first thing and fork the pyroute2
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
         inspect_doc,
         is_bridge_mode,
         network_name,
+        prune_default,
         release,
         remove_network,
     )
@@ -74,12 +77,13 @@ __all__ = [
     "inspect_doc",
     "is_bridge_mode",
     "network_name",
+    "prune_default",
     "release",
     "remove_network",
 ]
 
 # submodules: never answered here, so ``from minidocker.network import helper`` imports just that
-_SUBMODULES = frozenset({"bridge", "helper", "ipam", "iptables", "names", "netlink", "store"})
+_SUBMODULES = frozenset({"bridge", "helper", "ipam", "iptables", "names", "netlink", "reaper", "store"})
 
 
 def __getattr__(name: str) -> Any:

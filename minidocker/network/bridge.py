@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from minidocker import fsutil, trace
 from minidocker.errors import Conflict, InvalidInput, MinidockerError
 from minidocker.network import helper, ipam, names
+from minidocker.network import reaper as reaper_mod
 from minidocker.network.store import (
     DEFAULT_NETWORK,
     PREDEFINED,
@@ -470,6 +471,7 @@ def release(stores: Stores, cid: str, *, network_ref: str | None = None) -> list
     if not os.path.isdir(store.dir):  # no network was ever used in this data root
         return []
     removed: list[Endpoint] = []
+    reaper: tuple[str, str, bool] | None = None  # the default bridge lingers: (bridge, subnet, internal)
     with stores.lock.held():
         wanted = store.get(network_ref)["Id"] if network_ref else None
         for net in store.list():
@@ -483,17 +485,59 @@ def release(stores: Stores, cid: str, *, network_ref: str | None = None) -> list
             deleting = _kernel_release(ep)
             trace.emit(f"ipam: released {ep.ip} of {cid[:12]} on {ep.network_name}")
             if net["Name"] == DEFAULT_NETWORK and not net["Endpoints"]:
-                _finish(deleting)
-                deleting = None
-                with netlink.host_lock():
-                    _take_down(net)
-                net["IPAM"]["Config"] = []  # the next first use picks a subnet again
+                grace = reaper_mod.linger_seconds()
+                if grace > 0:  # the bridge lingers; a reaper takes it down unless a run comes
+                    if reaper_mod.schedule(stores.root, grace):
+                        reaper = (ep.bridge, _subnet_of(net)[0], ep.internal)
+                    trace.emit(
+                        f"bridge {ep.bridge} unused: it lingers {grace:g} s "
+                        f"(${reaper_mod.ENV}) for the next container"
+                    )
+                else:
+                    _finish(deleting)
+                    deleting = None
+                    with netlink.host_lock():
+                        _take_down(net)
+                    net["IPAM"]["Config"] = []  # the next first use picks a subnet again
+                    reaper_mod.clear_state(stores.root)
             store.save(net)  # (its fsync while the helper deletes the veth)
             _finish(deleting)
         user = [ep.network_id for ep in removed if ep.network_name != DEFAULT_NETWORK]
         if user:
             names.refresh(stores, user, also=[cid])
+    if reaper is not None:  # forked without the lock held: the child would share its descriptor
+        try:
+            pid = reaper_mod.spawn(
+                stores.root, reaper[0], reaper[1], internal=reaper[2], trace_on=trace.enabled()
+            )
+            trace.emit(f"reaper {pid} started for bridge {reaper[0]}")
+        except OSError as e:  # no reaper: the next release or `network prune` takes the bridge down
+            trace.emit(f"reaper for bridge {reaper[0]} not started: {e}")
     return removed
+
+
+def prune_default(stores: Stores) -> bool:
+    """The default network's bridge down now if no container uses it (a lingering bridge, or
+    one whose reaper was killed): ``network prune``'s extra step. True if it was up."""
+    from minidocker.network import netlink
+
+    store = NetworkStore(stores.root, stores.lock)
+    if not os.path.isdir(store.dir):
+        return False
+    with stores.lock.held():
+        try:
+            net = store.get(DEFAULT_NETWORK)
+        except NetworkNotFound:
+            return False
+        if net.get("Endpoints") or not _subnet_of(net)[0]:
+            return False
+        trace.emit(f"bridge {bridge_of(net)} unused: removed now")
+        with netlink.host_lock():
+            _take_down(net)
+        net["IPAM"]["Config"] = []
+        store.save(net)
+        reaper_mod.clear_state(stores.root)  # a reaper still waiting finds nothing to do
+    return True
 
 
 def _kernel_release(ep: Endpoint) -> helper.Pending | None:

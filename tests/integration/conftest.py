@@ -51,6 +51,9 @@ from tests.integration import helpers
 from tests.integration.helpers import DockerDaemon, Minidocker, RegistryServer
 
 INTEGRATION_DIR = os.path.dirname(os.path.abspath(__file__))
+# The default bridge lingers 2 s after its last container (minidocker.network.reaper): tests check
+# the host right after `rm`, so it goes at once here; tests of the grace period pass their own value.
+os.environ.setdefault("MINIDOCKER_BRIDGE_LINGER", "0")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -20,7 +20,7 @@ import json
 import os
 import shlex
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -616,3 +616,48 @@ class RegistryServer:
                 f"kill {self.pid} 2>/dev/null; for i in $(seq 50); do kill -0 {self.pid} 2>/dev/null || break; sleep 0.1; done; kill -9 {self.pid} 2>/dev/null; true"
             )
             self.pid = None
+
+
+# ------------------------------------------------------------------------------------------------
+# building: shared by the build tests
+
+
+def write_file(host: Any, path: str, text: str) -> None:
+    """Write ``text`` to ``path`` on the target, as is (no newline added): ``write_file(host, f"{ctx}/Dockerfile", "FROM base\\n")``."""
+    check(host, f"printf %s {shlex.quote(text)} > {shlex.quote(path)}")
+
+
+def with_busybox(
+    md: Any, host: Any, data_root: str, *, tag: str = "", no_processes: bool = True
+) -> Iterator[Any]:
+    """The body of a ``bb`` fixture: ``md`` with busybox (``buildbase``; also tagged ``tag``), and
+    after the test every container removed, nothing mounted below ``data_root`` and (with
+    ``no_processes``) no process naming it::
+
+        @pytest.fixture
+        def bb(md, host, data_root):
+            yield from helpers.with_busybox(md, host, data_root, tag="base")
+    """
+    md.ok("buildbase")
+    if tag:
+        md.ok("tag", "busybox", tag)
+    yield md
+    for cid in md("ps", "-aq", "--no-trunc").stdout.split():
+        md("rm", "-f", cid)
+    assert mounts_under(host, data_root) == []
+    if no_processes:
+        assert processes_mentioning(host, data_root) == []
+
+
+def busybox_into_dockerd(md: Any, dockerd: DockerDaemon, out: str, tag: str = "base") -> None:
+    """minidocker's busybox into ``dockerd`` (``save`` to ``<out>/busybox.tar``, ``load``: the same
+    image ID on both), tagged ``tag`` there."""
+    md.ok("save", "-o", f"{out}/busybox.tar", "busybox")
+    dockerd.ok("load", "-i", f"{out}/busybox.tar")
+    dockerd.ok("tag", "busybox", tag)
+
+
+def docker_classic_build(host: Any, dockerd: DockerDaemon, *args: Any) -> Any:
+    """``docker build --network none ARGS`` with Docker's classic builder (``DOCKER_BUILDKIT=0``,
+    the one minidocker build is compared with) on ``dockerd``: the command's result, unchecked."""
+    return run(host, "DOCKER_BUILDKIT=0 " + dockerd.docker_command("build", "--network", "none", *args))

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from loopbackhttp import serve_on_free_port
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -57,12 +59,7 @@ def main() -> None:
     ap.add_argument("--dir", required=True)
     args = ap.parse_args()
     Handler.root = os.path.join(args.dir, "manifests")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    tmp = os.path.join(args.dir, "port.tmp")
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(str(server.server_address[1]))
-    os.rename(tmp, os.path.join(args.dir, "port"))
-    server.serve_forever()
+    serve_on_free_port(Handler, args.dir)
 
 
 if __name__ == "__main__":

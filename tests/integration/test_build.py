@@ -56,10 +56,6 @@ print(json.dumps(out))
 """
 
 
-def _write(host: Any, path: str, text: str) -> None:
-    helpers.check(host, f"printf %s {shlex.quote(text)} > {shlex.quote(path)}")
-
-
 @pytest.fixture
 def ctxdir(host: Any, scratch: Any) -> str:
     d = scratch("buildctx")
@@ -72,19 +68,7 @@ def ctxdir(host: Any, scratch: Any) -> str:
 
 @pytest.fixture
 def bb(md: Any, host: Any, data_root: str) -> Any:
-    md.ok("buildbase")
-    md.ok("tag", "busybox", "base")
-    yield md
-    for cid in md("ps", "-aq", "--no-trunc").stdout.split():
-        md("rm", "-f", cid)
-    assert helpers.mounts_under(host, data_root) == []
-    assert helpers.processes_mentioning(host, data_root) == []
-
-
-def _docker_build(host: Any, dockerd: Any, *args: Any) -> Any:
-    return helpers.run(
-        host, "DOCKER_BUILDKIT=0 " + dockerd.docker_command("build", "--network", "none", *args)
-    )
+    yield from helpers.with_busybox(md, host, data_root, tag="base")
 
 
 def _layers(host: Any, archive: str) -> Any:
@@ -93,13 +77,11 @@ def _layers(host: Any, archive: str) -> Any:
 
 def test_build_matches_docker_classic_builder(host, bb, dockerd, ctxdir, scratch):  # type: ignore[no-untyped-def]
     out = scratch("buildout")
-    bb.ok("save", "-o", f"{out}/busybox.tar", "busybox")
-    dockerd.ok("load", "-i", f"{out}/busybox.tar")
-    dockerd.ok("tag", "busybox", "base")
-    _write(host, f"{ctxdir}/Dockerfile", PARITY_DOCKERFILE)
-    _write(host, f"{ctxdir}/.dockerignore", "*.log\n")
+    helpers.busybox_into_dockerd(bb, dockerd, out)
+    helpers.write_file(host, f"{ctxdir}/Dockerfile", PARITY_DOCKERFILE)
+    helpers.write_file(host, f"{ctxdir}/.dockerignore", "*.log\n")
     labels = ["--label", "l1=v1", "--label", "l0=a $b"]
-    theirs_run = _docker_build(host, dockerd, "-t", "p:1", *labels, ctxdir)
+    theirs_run = helpers.docker_classic_build(host, dockerd, "-t", "p:1", *labels, ctxdir)
     assert theirs_run.rc == 0, helpers.describe(theirs_run)
     ours_out = bb.ok("build", "-t", "p:1", *labels, ctxdir)
     assert "Successfully tagged p:1" in ours_out
@@ -134,8 +116,8 @@ def test_build_matches_docker_classic_builder(host, bb, dockerd, ctxdir, scratch
 
 
 def test_seed_form_cache_and_no_cache(host, bb, ctxdir):  # type: ignore[no-untyped-def]
-    _write(host, f"{ctxdir}/dockerfile", "FROM base\nRUN echo built > /built\nWORKDIR /srv\n"
-                                         'ENTRYPOINT ["cat", "/built"]\n')  # fmt: skip
+    helpers.write_file(host, f"{ctxdir}/dockerfile", "FROM base\nRUN echo built > /built\nWORKDIR /srv\n"
+                                                     'ENTRYPOINT ["cat", "/built"]\n')  # fmt: skip
     first = bb.ok("build", "-f", f"{ctxdir}/dockerfile", "-t", "xx:0.01", ctxdir)
     assert "Successfully tagged xx:0.01" in first and "Using cache" not in first
     assert bb.ok("run", "--rm", "xx:0.01").strip() == "built"
@@ -147,7 +129,7 @@ def test_seed_form_cache_and_no_cache(host, bb, ctxdir):  # type: ignore[no-unty
     fresh = bb.ok("build", "--no-cache", "-q", "-f", f"{ctxdir}/dockerfile", ctxdir)
     assert fresh.strip().startswith("sha256:") and "Step" not in fresh
     # a changed COPY source misses the cache from that step on
-    _write(host, f"{ctxdir}/Dockerfile", "FROM base\nCOPY a.txt /a\nRUN cat /a\n")
+    helpers.write_file(host, f"{ctxdir}/Dockerfile", "FROM base\nCOPY a.txt /a\nRUN cat /a\n")
     bb.ok("build", ctxdir)
     helpers.check(host, f"echo changed > {ctxdir}/a.txt")
     changed = bb.ok("build", ctxdir)
@@ -155,10 +137,10 @@ def test_seed_form_cache_and_no_cache(host, bb, ctxdir):  # type: ignore[no-unty
 
 
 def test_multistage_target_args_and_dockerignore(host, bb, ctxdir):  # type: ignore[no-untyped-def]
-    _write(host, f"{ctxdir}/.dockerignore", "*.log\nsub/deep\n")
-    _write(host, f"{ctxdir}/Dockerfile", "FROM base AS one\nARG WHO=nobody\nRUN echo $WHO > /who\n"
-                                         "COPY . /ctx/\nFROM base AS two\nCOPY --from=one /who /who2\n"
-                                         "FROM base AS three\nRUN false\n")  # fmt: skip
+    helpers.write_file(host, f"{ctxdir}/.dockerignore", "*.log\nsub/deep\n")
+    helpers.write_file(host, f"{ctxdir}/Dockerfile", "FROM base AS one\nARG WHO=nobody\nRUN echo $WHO > /who\n"
+                                                     "COPY . /ctx/\nFROM base AS two\nCOPY --from=one /who /who2\n"
+                                                     "FROM base AS three\nRUN false\n")  # fmt: skip
     out = bb.ok("build", "--target", "two", "--build-arg", "WHO=me", "-t", "ms", ctxdir)
     assert "RUN false" not in out
     assert bb.ok("run", "--rm", "ms", "cat", "/who2").strip() == "me"
@@ -193,7 +175,7 @@ def test_multistage_target_args_and_dockerignore(host, bb, ctxdir):  # type: ign
     ],
 )
 def test_build_errors(host, bb, ctxdir, dockerfile, rc, message):  # type: ignore[no-untyped-def]
-    _write(host, f"{ctxdir}/Dockerfile", dockerfile)
+    helpers.write_file(host, f"{ctxdir}/Dockerfile", dockerfile)
     res = bb.fail("build", "-t", "bad:1", ctxdir, rc=rc)
     assert message in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr  # one clear line
@@ -234,10 +216,10 @@ def test_commit_and_diff(host, bb):  # type: ignore[no-untyped-def]
 
 
 def test_onbuild_triggers_run_in_the_child(host, bb, ctxdir, scratch):  # type: ignore[no-untyped-def]
-    _write(host, f"{ctxdir}/Dockerfile", "FROM base\nONBUILD RUN echo trig > /trig\n")
+    helpers.write_file(host, f"{ctxdir}/Dockerfile", "FROM base\nONBUILD RUN echo trig > /trig\n")
     bb.ok("build", "-t", "ob", ctxdir)
     child = scratch("buildchild")
-    _write(host, f"{child}/Dockerfile", "FROM ob\nLABEL c=1\n")
+    helpers.write_file(host, f"{child}/Dockerfile", "FROM ob\nLABEL c=1\n")
     out = bb.ok("build", "-t", "obchild", child)
     assert "# Executing 1 build trigger" in out
     assert bb.ok("run", "--rm", "obchild", "cat", "/trig").strip() == "trig"
@@ -248,7 +230,9 @@ def test_onbuild_triggers_run_in_the_child(host, bb, ctxdir, scratch):  # type: 
 def test_quiet_build_shows_its_progress_only_on_failure(host, bb, ctxdir):  # type: ignore[no-untyped-def]
     """``-q``: only the image ID on success; on failure the held-back progress, RUN output
     included, goes to stderr before the error (the docker CLI's buffer)."""
-    _write(host, f"{ctxdir}/Dockerfile", "FROM base\nRUN echo out; echo err >&2\nRUN echo boom; exit 4\n")
+    helpers.write_file(
+        host, f"{ctxdir}/Dockerfile", "FROM base\nRUN echo out; echo err >&2\nRUN echo boom; exit 4\n"
+    )
     res = bb.fail("build", "-q", "-t", "quiet:1", ctxdir, rc=4)
     assert res.stdout == ""
     lines = res.stderr.splitlines()
@@ -263,7 +247,7 @@ def test_quiet_build_shows_its_progress_only_on_failure(host, bb, ctxdir):  # ty
     assert lines[-1].endswith(
         "Dockerfile:3 The command '/bin/sh -c echo boom; exit 4' returned a non-zero code: 4"
     )
-    _write(host, f"{ctxdir}/Dockerfile", "FROM base\nRUN echo out; echo err >&2\n")
+    helpers.write_file(host, f"{ctxdir}/Dockerfile", "FROM base\nRUN echo out; echo err >&2\n")
     res = bb("build", "-q", "-t", "quiet:1", ctxdir)
     assert res.rc == 0 and res.stderr == "" and res.stdout.strip().startswith("sha256:")
 
@@ -294,11 +278,9 @@ def test_copy_of_symlinks_and_from_stages_matches_docker(host, bb, dockerd, scra
         "ln -s sub d/l2 && ln -s nothere d/l3 && ln -s /d/a d/l4 && ln -s ig.log d/l5 && "
         "ln -s ../../../etc/passwd d/l6 && ln -s d/l1 top && echo '*.log' > .dockerignore",
     )
-    _write(host, f"{ctx}/Dockerfile", SYMLINK_DOCKERFILE)
-    bb.ok("save", "-o", f"{out}/busybox.tar", "busybox")
-    dockerd.ok("load", "-i", f"{out}/busybox.tar")
-    dockerd.ok("tag", "busybox", "base")
-    theirs = _docker_build(host, dockerd, "-t", "links:1", ctx)
+    helpers.write_file(host, f"{ctx}/Dockerfile", SYMLINK_DOCKERFILE)
+    helpers.busybox_into_dockerd(bb, dockerd, out)
+    theirs = helpers.docker_classic_build(host, dockerd, "-t", "links:1", ctx)
     assert theirs.rc == 0, helpers.describe(theirs)
     bb.ok("build", "-t", "links:1", ctx)
     fmt = ("history", "--no-trunc", "--format", "{{.CreatedBy}}", "links:1")

@@ -12,7 +12,6 @@ with its classic builder (``DOCKER_BUILDKIT=0``) where Docker has an answer:
 from __future__ import annotations
 
 import json
-import shlex
 from typing import Any
 
 import pytest
@@ -20,33 +19,21 @@ import pytest
 from tests.integration import helpers
 
 
-def _write(host: Any, path: str, text: str) -> None:
-    helpers.check(host, f"printf %s {shlex.quote(text)} > {shlex.quote(path)}")
-
-
 @pytest.fixture
 def bb(md: Any, host: Any, data_root: str) -> Any:
-    md.ok("buildbase")
-    md.ok("tag", "busybox", "base")
-    yield md
-    for cid in md("ps", "-aq", "--no-trunc").stdout.split():
-        md("rm", "-f", cid)
-    assert helpers.mounts_under(host, data_root) == []
-    assert helpers.processes_mentioning(host, data_root) == []
+    yield from helpers.with_busybox(md, host, data_root, tag="base")
 
 
 @pytest.fixture
 def both(bb: Any, dockerd: Any, scratch: Any) -> tuple[Any, Any]:
     """minidocker and dockerd with the same busybox (same image ID), tagged ``base`` on both."""
     out = scratch("bcp-img")
-    bb.ok("save", "-o", f"{out}/busybox.tar", "busybox")
-    dockerd.ok("load", "-i", f"{out}/busybox.tar")
-    dockerd.ok("tag", "busybox", "base")
+    helpers.busybox_into_dockerd(bb, dockerd, out)
     return bb, dockerd
 
 
 def _docker_build(host: Any, dockerd: Any, *args: str) -> str:
-    r = helpers.run(host, "DOCKER_BUILDKIT=0 " + dockerd.docker_command("build", "--network", "none", *args))
+    r = helpers.docker_classic_build(host, dockerd, *args)
     assert r.rc == 0, helpers.describe(r) + dockerd.log_tail()
     return str(r.stdout)
 
@@ -58,7 +45,7 @@ def _fsck_clean(md: Any) -> None:
 def test_copy_cache_key_follows_content_and_mode_not_mtime_or_owner(host, both, scratch):  # type: ignore[no-untyped-def]
     md, dockerd = both
     ctx = scratch("bcp-ctx")
-    _write(host, f"{ctx}/Dockerfile", "FROM base\nCOPY f /f\nRUN cat /f\n")
+    helpers.write_file(host, f"{ctx}/Dockerfile", "FROM base\nCOPY f /f\nRUN cat /f\n")
     helpers.check(host, f"echo one > {ctx}/f && chmod 644 {ctx}/f && touch -d 2020-01-01 {ctx}/f")
 
     def hits() -> tuple[int, int]:
@@ -93,7 +80,9 @@ def _entries(text: str) -> tuple[list[str], str]:
 def test_image_prune_like_docker_and_spares_containers(host, both, scratch):  # type: ignore[no-untyped-def]
     md, dockerd = both
     ctx = scratch("bcp-prune")
-    _write(host, f"{ctx}/Dockerfile", "FROM base\nCOPY f /f\nRUN echo built > /built\nLABEL x=y\n")
+    helpers.write_file(
+        host, f"{ctx}/Dockerfile", "FROM base\nCOPY f /f\nRUN echo built > /built\nLABEL x=y\n"
+    )
     helpers.check(host, f"echo one > {ctx}/f")
     for tool in ("md", "docker"):
         build = (
@@ -143,10 +132,10 @@ def test_image_prune_like_docker_and_spares_containers(host, both, scratch):  # 
 
 def test_builder_prune_removes_unreachable_steps(host, bb, scratch):  # type: ignore[no-untyped-def]
     ctx = scratch("bcp-bprune")
-    _write(host, f"{ctx}/Dockerfile", 'FROM base\nENV A=1\nRUN echo a > /a\nCMD ["cat", "/a"]\n')
+    helpers.write_file(host, f"{ctx}/Dockerfile", 'FROM base\nENV A=1\nRUN echo a > /a\nCMD ["cat", "/a"]\n')
     bb.ok("build", "-t", "keep:1", ctx)
     # a failed build leaves its committed steps behind: ENV B, RUN echo b
-    _write(host, f"{ctx}/Dockerfile.bad", "FROM base\nENV B=1\nRUN echo b > /b\nRUN exit 7\n")
+    helpers.write_file(host, f"{ctx}/Dockerfile.bad", "FROM base\nENV B=1\nRUN echo b > /b\nRUN exit 7\n")
     bb.fail("build", "-f", f"{ctx}/Dockerfile.bad", "-t", "bad:1", ctx, rc=7)
     leftovers = set(bb.ok("images", "-aq", "--no-trunc").split())
     assert len(leftovers) == 6  # busybox, keep's 3 steps, bad's 2 committed steps; no bad:1 tag

@@ -36,11 +36,7 @@ CMD ["sh", "-c", "cat /greet /f2 /f3 /etc/app/EOF /etc/app/QUOTED"]
 
 @pytest.fixture
 def bb(md: Any, host: Any, data_root: str) -> Any:
-    md.ok("buildbase")
-    yield md
-    for cid in md("ps", "-aq", "--no-trunc").stdout.split():
-        md("rm", "-f", cid)
-    assert helpers.mounts_under(host, data_root) == []
+    yield from helpers.with_busybox(md, host, data_root, no_processes=False)
 
 
 def test_heredocs_in_run_and_copy(host, bb, scratch):  # type: ignore[no-untyped-def]

@@ -111,7 +111,6 @@ def test_dockerd_stop_keeps_data_root_then_restart(host, dockerd, busybox_rootfs
 
 
 def test_dockerd_cleanup_leaves_nothing(host, busybox_rootfs_tar):
-    before_netns = host.run("ip netns list").stdout
     daemon = DockerDaemon(host, helpers.make_temp_dir(host, "dockerd-cleanup"))
     try:
         daemon.start()
@@ -130,4 +129,5 @@ def test_dockerd_cleanup_leaves_nothing(host, busybox_rootfs_tar):
     assert helpers.processes_mentioning(host, daemon.root) == []
     assert helpers.processes_mentioning(host, "sleep 4711") == []
     assert daemon.cgroup_dirs() == []
-    assert host.run("ip netns list").stdout == before_netns
+    # (no check of `ip netns list`: dockerd keeps its netns under its exec root, covered by
+    # mounts_under above, and other tests' containers come and go there meanwhile under xdist)

@@ -20,12 +20,7 @@ SHIM_PSS_KIB = 11.9 * 1024  # containerd-shim-runc-v2 of the same container (ben
 
 @pytest.fixture
 def bb(md: Any, host: Any, data_root: str) -> Any:
-    md.ok("buildbase")
-    yield md
-    for cid in md("ps", "-aq", "--no-trunc").stdout.split():
-        md("rm", "-f", cid)
-    assert helpers.mounts_under(host, data_root) == []
-    assert helpers.processes_mentioning(host, data_root) == []
+    yield from helpers.with_busybox(md, host, data_root)
 
 
 def _state(host: Any, data_root: str, cid: str) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 Black box through testinfra's ``host``. Traffic goes only to addresses inside the bridges these
 tests create (10.23x.0.0/24 subnets). Every test ends with the host checked: no veth, bridge,
-``/run/netns`` entry or iptables rule of this test's data root survives it.
+``/run/netns`` entry or iptables rule of this test's data root survives it. The default bridge's
+grace period is 0 here (conftest): it goes with its last container; test_network_linger.py covers
+the period itself.
 """
 
 from __future__ import annotations

@@ -32,8 +32,10 @@ import subprocess
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from loopbackhttp import serve_on_free_port
 
 LIFETIME = 300
 
@@ -154,12 +156,7 @@ def main() -> None:
     ap.add_argument("--public", default="public/", help="repository prefix anonymous users may pull")
     args = ap.parse_args()
     Handler.cfg = Config(args)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    tmp = os.path.join(args.dir, "port.tmp")
-    with open(tmp, "w", encoding="ascii") as f:
-        f.write(str(server.server_address[1]))
-    os.rename(tmp, os.path.join(args.dir, "port"))
-    server.serve_forever()
+    serve_on_free_port(Handler, args.dir)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ content padded to 512); :func:`archive` joins them and appends the two zero bloc
 from __future__ import annotations
 
 import io
+import tarfile
 
 from minidocker.archive.tarstream import TarReader
 
@@ -137,3 +138,18 @@ def archive(*entries: bytes, end: bool = True) -> bytes:
 
 def reader(data: bytes) -> TarReader:
     return TarReader(io.BytesIO(data))
+
+
+def files_tar(files: dict[str, bytes]) -> io.BytesIO:
+    """A well-formed tar of regular files (made by :mod:`tarfile`), rewound: a layer to register.
+
+    ``stores.layers.register(files_tar({"a": b"hello"}))``
+    """
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+    buf.seek(0)
+    return buf

@@ -12,13 +12,12 @@ what goes, what stays (tags, images containers use, their ancestors), the store 
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import tarfile
 from typing import Any
 
 import pytest
+from tarbuild import files_tar
 
 from minidocker.errors import InvalidInput
 from minidocker.image import config as imgconfig
@@ -27,19 +26,8 @@ from minidocker.image.commit import child_image
 from minidocker.image.store import Stores
 
 
-def _tar(files: dict[str, bytes]) -> io.BytesIO:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        for name, data in files.items():
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            t.addfile(ti, io.BytesIO(data))
-    buf.seek(0)
-    return buf
-
-
 def _root_image(stores: Stores, name: str, labels: dict[str, str] | None = None) -> str:
-    layer = stores.layers.register(_tar({name: name.encode() * 100}))
+    layer = stores.layers.register(files_tar({name: name.encode() * 100}))
     cfg = imgconfig.container_config(Labels=labels or None)
     data = imgconfig.image_config(config=cfg, diff_ids=[layer.diff_id],
                                   history=[imgconfig.history_entry("2020-01-01T00:00:00Z")],
@@ -49,7 +37,7 @@ def _root_image(stores: Stores, name: str, labels: dict[str, str] | None = None)
 
 def _step(stores: Stores, parent: str, name: str, *, layer: bool = True) -> str:
     top = stores.top_layer(parent)
-    lay = stores.layers.register(_tar({name: b"x" * 1000}), top) if layer else None
+    lay = stores.layers.register(files_tar({name: b"x" * 1000}), top) if layer else None
     cfg = dict(stores.images.get(parent)["config"])
     return child_image(stores, parent, config=cfg, container_cfg={"Cmd": ["/bin/sh", "-c", name]}, layer=lay)
 

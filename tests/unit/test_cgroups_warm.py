@@ -43,3 +43,40 @@ def test_gives_up_on_a_refused_write_and_honours_the_timeout(tmp_path, monkeypat
     assert not warm.warm_attach_until_readable(r, timeout=0.05)
     os.close(r)
     os.close(w)
+
+
+def test_the_background_warmer_pokes_from_the_start_until_stopped(tmp_path, monkeypatch):
+    procs = tmp_path / "cgroup.procs"
+    procs.write_text("")
+    monkeypatch.setattr(warm, "own_procs_file", lambda root: str(procs))
+    pokes = []
+    real_poke = warm._poke
+    monkeypatch.setattr(
+        warm, "_poke", lambda path, pid: pokes.append(time.monotonic()) or real_poke(path, pid)
+    )
+    warmer = warm.Warmer.start(limit=5.0)
+    assert warmer is not None
+    deadline = time.monotonic() + 2.0
+    while len(pokes) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(pokes) >= 3 and procs.read_text() == str(os.getpid())
+    warmer.stop()
+    time.sleep(0.05)
+    seen = len(pokes)
+    time.sleep(0.05)
+    assert len(pokes) == seen  # stopped: no more writes
+
+
+def test_no_warmer_without_a_cgroup_procs_file_and_one_that_stops_by_itself(tmp_path, monkeypatch):
+    monkeypatch.setattr(warm, "own_procs_file", lambda root: None)
+    assert warm.Warmer.start() is None
+    procs = tmp_path / "cgroup.procs"
+    procs.write_text("")
+    monkeypatch.setattr(warm, "own_procs_file", lambda root: str(procs))
+    pokes = []
+    monkeypatch.setattr(warm, "_poke", lambda path, pid: pokes.append(1) or True)
+    warm.Warmer.start(limit=0.05)
+    time.sleep(0.2)
+    seen = len(pokes)
+    time.sleep(0.05)
+    assert seen >= 1 and len(pokes) == seen  # the limit ended it

@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import os
-import tarfile
+
+from tarbuild import files_tar
 
 from minidocker.image import fsck
 from minidocker.image.store import Stores
 
 
-def _tar(files: dict[str, bytes]) -> io.BytesIO:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        for name, data in files.items():
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            t.addfile(ti, io.BytesIO(data))
-    buf.seek(0)
-    return buf
-
-
 def test_crash_debris_is_found_and_repaired(tmp_path) -> None:  # type: ignore[no-untyped-def]
     stores = Stores.open(str(tmp_path))
-    layer = stores.layers.register(_tar({"a": b"hello"}))
+    layer = stores.layers.register(files_tar({"a": b"hello"}))
     # what a kill -9 in the middle of register leaves: an unowned overlay2 dir with its l/ link,
     # a write-set dir, a half-written atomic file, scratch in <root>/tmp
     stores.driver.create("f" * 64, parent=layer.cache_id)
@@ -41,7 +30,7 @@ def test_crash_debris_is_found_and_repaired(tmp_path) -> None:  # type: ignore[n
 
 def test_damaged_layer_is_a_problem_not_debris(tmp_path) -> None:  # type: ignore[no-untyped-def]
     stores = Stores.open(str(tmp_path))
-    layer = stores.layers.register(_tar({"a": b"hello"}))
+    layer = stores.layers.register(files_tar({"a": b"hello"}))
     with open(os.path.join(stores.driver.diff_path(layer.cache_id), "a"), "wb") as f:
         f.write(b"HELLO")  # same size, different bytes: only the CRC/diff ID check can see it
     report = fsck.check(stores, repair=True)

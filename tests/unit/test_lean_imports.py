@@ -47,3 +47,20 @@ def test_the_container_path_does_not_import_networking_or_registry() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_monitor_reads_the_default_seccomp_filter_instead_of_compiling_it(tmp_path) -> None:
+    """The monitor's warm-up (``monitor._warm``) compiles Docker's default filter once into the exec
+    root's cache; later monitors load the program and never import the compiler or its tables."""
+    code = (
+        "import sys; from minidocker.container import monitor; "
+        f"monitor._warm({str(tmp_path / 'seccomp')!r}); "
+        "print(sorted(m for m in sys.modules if m.startswith('minidocker.namespaces.s')))"
+    )
+    compiler = "['minidocker.namespaces.seccomp', 'minidocker.namespaces.seccomp_default', 'minidocker.namespaces.spec', 'minidocker.namespaces.syscalls_x86']"
+    runs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True) for _ in "12"
+    ]
+    assert runs[0].stdout.strip() == compiler  # the first start after boot compiles it
+    assert runs[1].stdout.strip() == "['minidocker.namespaces.spec']"
+    assert len(list((tmp_path / "seccomp").iterdir())) == 1

@@ -11,12 +11,12 @@ import http.server
 import io
 import json
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from httpfake import serving
 
 from minidocker.errors import InvalidInput, NotFound
 from minidocker.registry import auth, client, distribution, manifest, push
@@ -243,14 +243,8 @@ class _Fake(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def fake() -> Iterator[str]:
     _Fake.log = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Fake)
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Fake) as address:
+        yield address
 
 
 def test_bearer_token_flow_and_cache(fake: str) -> None:

@@ -11,12 +11,12 @@ import http.server
 import ipaddress
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from httpfake import serving
 
 from minidocker.errors import InvalidInput, NotFound
 from minidocker.registry import auth, client, endpoints, manifest
@@ -158,14 +158,8 @@ def rec() -> Iterator[str]:
     _Rec.log = []
     _Rec.bearer = False
     _Rec.token_reply = {"token": "T", "expires_in": 300}
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Rec)
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Rec) as address:
+        yield address
 
 
 def test_https_falls_back_to_http_for_an_insecure_registry(rec: str) -> None:

@@ -7,6 +7,7 @@ import json
 import random
 import struct
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -284,3 +285,47 @@ def test_create_reads_the_profile_file_like_the_docker_cli(tmp_path: Any) -> Non
     assert seccomp_profile(privileged) == "" and sc.option(privileged.security_opt, True) == "unconfined"
     with pytest.raises(InvalidInput, match=r"opening seccomp profile \(/nope.json\) failed: no such file"):
         host_config(RunOptions(image="x", security_opt=["seccomp=/nope.json"]), cgroup_v2=False)
+
+
+# -- the compiled default filter kept in the exec root (namespaces.process) ----------------------
+def test_default_filter_is_compiled_once_then_read_from_the_cache(tmp_path, monkeypatch) -> None:
+    from minidocker.namespaces import process
+
+    monkeypatch.setattr(process, "_default_filters", {})
+    cache = tmp_path / "seccomp"
+    process.prepare_default_filter(str(cache))
+    [(mask, program)] = process._default_filters.items()
+    assert program == sc.program(None, privileged=False, cap_mask=mask)
+    [saved] = cache.iterdir()
+    assert saved.name == process._filter_cache_name(mask) and saved.read_bytes() == program
+    # a later monitor reads the file instead of compiling: a shortened copy proves which one it used
+    monkeypatch.setattr(process, "_default_filters", {})
+    saved.write_bytes(program[:-8])
+    process.prepare_default_filter(str(cache))
+    assert process._default_filters[mask] == program[:-8]
+    # a damaged file (not whole 8-byte instructions) is compiled again and replaced
+    monkeypatch.setattr(process, "_default_filters", {})
+    saved.write_bytes(b"xyz")
+    process.prepare_default_filter(str(cache))
+    assert process._default_filters[mask] == program and saved.read_bytes() == program
+
+
+def test_default_filter_cache_name_follows_caps_and_compiler_sources(monkeypatch) -> None:
+    import os
+
+    from minidocker.namespaces import process
+
+    name = process._filter_cache_name(caps.DEFAULT_MASK)
+    assert name.startswith("seccomp-") and name.endswith(".bpf")
+    assert process._filter_cache_name(caps.DEFAULT_MASK) == name
+    assert process._filter_cache_name(caps.DEFAULT_MASK | 1 << 21) != name  # CAP_SYS_ADMIN added
+    real_stat = os.stat
+
+    def edited(path: str, *args: Any, **kw: Any) -> Any:
+        st = real_stat(path, *args, **kw)
+        if str(path).endswith("seccomp_default.py"):  # the profile was edited (or upgraded)
+            return SimpleNamespace(st_size=st.st_size, st_mtime_ns=st.st_mtime_ns + 1)
+        return st
+
+    monkeypatch.setattr(process.os, "stat", edited)
+    assert process._filter_cache_name(caps.DEFAULT_MASK) != name
