@@ -12,14 +12,11 @@ minidocker, so a bug there cannot make this lab pass. Run it as root.
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
-import shlex
 import sys
 import tarfile
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -35,7 +32,9 @@ from _lib.checks import (  # noqa: E402 - after the sys.path tweak, on purpose
     lab_dir,
     read_answer,
     read_bytes,
+    read_json_object,
     read_text,
+    realpath,
     sha256_hex,
 )
 
@@ -56,22 +55,6 @@ def _answer(name: str) -> str | None:
     return read_answer(os.path.join(ANSWERS, name))
 
 
-def realpath(path: str) -> str | None:
-    out = host().run("readlink -e -- " + shlex.quote(path))
-    return out.stdout.strip() if out.rc == 0 else None
-
-
-def _json(path: str) -> dict[str, Any] | None:
-    text = read_text(path)
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def find_container() -> tuple[str | None, str]:
     """lab08's container ID in the lab data root, or None and what was found instead."""
     containers = os.path.join(ROOT, "containers")
@@ -80,7 +63,7 @@ def find_container() -> tuple[str | None, str]:
         return None, f"no {containers} yet (did you export MINIDOCKER_DATA_ROOT={ROOT}?)"
     names = []
     for cid in sorted(d.listdir()):
-        cfg = _json(os.path.join(containers, cid, "config.v2.json"))
+        cfg = read_json_object(os.path.join(containers, cid, "config.v2.json"))
         if cfg is None:
             continue
         names.append(str(cfg.get("Name", "?")).lstrip("/"))

@@ -31,7 +31,9 @@ from _lib.checks import (  # noqa: E402 - after the sys.path tweak, on purpose
     mount_at,
     mounts,
     read_answer,
+    read_json_object,
     read_text,
+    realpath,
 )
 
 LAB = lab_dir("10")
@@ -63,22 +65,6 @@ def _answer(name: str) -> str | None:
     return read_answer(os.path.join(ANSWERS, name))
 
 
-def realpath(path: str) -> str | None:
-    out = host().run("readlink -e -- " + shlex.quote(path))
-    return out.stdout.strip() if out.rc == 0 else None
-
-
-def _json(path: str) -> dict[str, Any] | None:
-    text = read_text(path)
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 # -- finding lab10 ----------------------------------------------------------------------------------
 def find_container() -> tuple[Found | None, str]:
     """lab10 in the lab data root, or None and what was found instead."""
@@ -88,12 +74,12 @@ def find_container() -> tuple[Found | None, str]:
         return None, f"no {containers} yet (did you export MINIDOCKER_DATA_ROOT={ROOT}?)"
     names = []
     for cid in sorted(d.listdir()):
-        cfg = _json(os.path.join(containers, cid, "config.v2.json"))
+        cfg = read_json_object(os.path.join(containers, cid, "config.v2.json"))
         if cfg is None:
             continue
         names.append(str(cfg.get("Name", "?")).lstrip("/"))
         if cfg.get("Name") == "/" + NAME:
-            hc = _json(os.path.join(containers, cid, "hostconfig.json")) or {}
+            hc = read_json_object(os.path.join(containers, cid, "hostconfig.json")) or {}
             return Found(cid, cfg, hc), ""
     return None, f"containers named {names}" if names else "no container at all"
 

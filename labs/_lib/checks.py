@@ -117,6 +117,18 @@ def read_answer(path: str) -> str | None:
     return None if text is None else text.strip()
 
 
+def read_json_object(path: str) -> dict[str, Any] | None:
+    """A JSON object file on the host (a config.v2.json, say), or None if absent or not one."""
+    text = read_text(path)
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def realpath(path: str) -> str | None:
     """``path`` with every symlink resolved (``readlink -e`` on the host), or None if it does not exist."""
     out = host().run("readlink -e -- " + shlex.quote(path))
