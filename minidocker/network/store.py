@@ -145,7 +145,7 @@ class NetworkStore:
 
     def save(self, doc: dict[str, Any]) -> None:
         os.makedirs(self.dir, 0o700, exist_ok=True)
-        trace.emit(lambda: f"write {self._path(doc['Id'])}")
+        # atomic_write narrates the write itself ("write <path> (<n> bytes)")
         fsutil.atomic_write(self._path(doc["Id"]), json.dumps(doc, indent=1).encode(), 0o600)
 
     def delete(self, doc: dict[str, Any]) -> None:
