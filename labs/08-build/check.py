@@ -27,12 +27,11 @@ from _lib.checks import (  # noqa: E402 - after the sys.path tweak, on purpose
     data_root,
     describe,
     fail_on_crash,
-    host,
+    find_named_container,
     is_whiteout,
     lab_dir,
     read_answer,
     read_bytes,
-    read_json_object,
     read_text,
     realpath,
     sha256_hex,
@@ -57,19 +56,8 @@ def _answer(name: str) -> str | None:
 
 def find_container() -> tuple[str | None, str]:
     """lab08's container ID in the lab data root, or None and what was found instead."""
-    containers = os.path.join(ROOT, "containers")
-    d = host().file(containers)
-    if not d.is_directory:
-        return None, f"no {containers} yet (did you export MINIDOCKER_DATA_ROOT={ROOT}?)"
-    names = []
-    for cid in sorted(d.listdir()):
-        cfg = read_json_object(os.path.join(containers, cid, "config.v2.json"))
-        if cfg is None:
-            continue
-        names.append(str(cfg.get("Name", "?")).lstrip("/"))
-        if cfg.get("Name") == "/" + NAME:
-            return cid, ""
-    return None, f"containers named {names}" if names else "no container at all"
+    cid, _cfg, why = find_named_container(ROOT, NAME)
+    return cid, why
 
 
 def layer_dir_problems(d: str) -> list[str]:

@@ -26,6 +26,7 @@ from _lib.checks import (  # noqa: E402 - after the sys.path tweak, on purpose
     Checker,
     data_root,
     fail_on_crash,
+    find_named_container,
     host,
     lab_dir,
     mount_at,
@@ -68,20 +69,11 @@ def _answer(name: str) -> str | None:
 # -- finding lab10 ----------------------------------------------------------------------------------
 def find_container() -> tuple[Found | None, str]:
     """lab10 in the lab data root, or None and what was found instead."""
-    containers = os.path.join(ROOT, "containers")
-    d = host().file(containers)
-    if not d.is_directory:
-        return None, f"no {containers} yet (did you export MINIDOCKER_DATA_ROOT={ROOT}?)"
-    names = []
-    for cid in sorted(d.listdir()):
-        cfg = read_json_object(os.path.join(containers, cid, "config.v2.json"))
-        if cfg is None:
-            continue
-        names.append(str(cfg.get("Name", "?")).lstrip("/"))
-        if cfg.get("Name") == "/" + NAME:
-            hc = read_json_object(os.path.join(containers, cid, "hostconfig.json")) or {}
-            return Found(cid, cfg, hc), ""
-    return None, f"containers named {names}" if names else "no container at all"
+    cid, cfg, why = find_named_container(ROOT, NAME)
+    if cid is None:
+        return None, why
+    hc = read_json_object(os.path.join(ROOT, "containers", cid, "hostconfig.json")) or {}
+    return Found(cid, cfg, hc), ""
 
 
 def find_layer(f: Found) -> None:

@@ -129,6 +129,24 @@ def read_json_object(path: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def find_named_container(root: str, name: str) -> tuple[str | None, dict[str, Any], str]:
+    """(id, config.v2.json) of the container called ``name`` in the data root ``root``; or
+    (None, {}, what was found instead), worded for a FAIL line."""
+    containers = os.path.join(root, "containers")
+    d = host().file(containers)
+    if not d.is_directory:
+        return None, {}, f"no {containers} yet (did you export MINIDOCKER_DATA_ROOT={root}?)"
+    names = []
+    for cid in sorted(d.listdir()):
+        cfg = read_json_object(os.path.join(containers, cid, "config.v2.json"))
+        if cfg is None:
+            continue
+        names.append(str(cfg.get("Name", "?")).lstrip("/"))
+        if cfg.get("Name") == "/" + name:
+            return cid, cfg, ""
+    return None, {}, f"containers named {names}" if names else "no container at all"
+
+
 def realpath(path: str) -> str | None:
     """``path`` with every symlink resolved (``readlink -e`` on the host), or None if it does not exist."""
     out = host().run("readlink -e -- " + shlex.quote(path))
