@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
     import datetime as _dt
+    from typing import Any
 
 _ESCAPES = {
     '"': '\\"',

@@ -38,7 +38,6 @@ Left out on purpose:
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
 
 from minidocker.cgroups import base
 from minidocker.cgroups.base import Cgroup, CgroupWriteError, Version, detect, read
@@ -52,7 +51,10 @@ from minidocker.cgroups.resources import (
     verify,
 )
 
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from minidocker.cgroups.devices import DEFAULT_ALLOWED_DEVICES, DeviceRule
     from minidocker.cgroups.devices_bpf import DeviceFilterError
     from minidocker.cgroups.v1 import V1Cgroup

@@ -26,13 +26,19 @@ import signal
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import ClassVar, Literal
 
 from minidocker import trace
 from minidocker.cgroups.resources import Resources
 from minidocker.errors import InvalidInput, MinidockerError, NotFound
 
-Version = Literal["v1", "v2"]
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
+if TYPE_CHECKING:
+    from typing import ClassVar, Literal
+
+    Version = Literal["v1", "v2"]
+else:
+    Version = str  # the same at run time, without importing typing
+
 CGROUP2_SUPER_MAGIC = 0x63677270  # what statfs(2) says for a cgroup2 mount; we read mountinfo instead
 
 

@@ -22,9 +22,12 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
 
 from minidocker.errors import InvalidInput
+
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 LINUX_MIN_MEMORY = 6 * 1024 * 1024  # daemon/daemon_unix.go linuxMinMemory ("6MB")
 DEFAULT_CFS_PERIOD = 100_000  # µs; what the daemon uses with --cpus (100ms, sched-bwc.txt)

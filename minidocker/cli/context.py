@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:  # the stores import nothing heavy, but keep `--help` instant anyway
     from minidocker.container.lifecycle import Runtime
     from minidocker.image.store import Stores

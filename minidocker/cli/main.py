@@ -12,7 +12,10 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # verb -> "module:attribute"; aliases keep the seed mydocker's verbs working.
 COMMANDS: dict[str, str] = {

@@ -278,7 +278,7 @@ def exec_(
     from minidocker.container.lifecycle import NotRunning
     from minidocker.container.monitor import container_env
     from minidocker.errors import NotFound
-    from minidocker.namespaces import ExecSpec, enter
+    from minidocker.namespaces.enter import ExecSpec, enter
     from minidocker.namespaces.seccomp import option as seccomp_option
 
     rt = ctx.runtime

@@ -24,9 +24,11 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from minidocker.cli.context import Context
     from minidocker.container.create import RunOptions
     from minidocker.container.prepare import Prepared

@@ -17,11 +17,14 @@ import json
 import os
 import signal
 from dataclasses import dataclass, field
-from typing import Any
 
 from minidocker.container.hostconfig import HostConfig, PortBinding, RestartPolicy
 from minidocker.errors import InvalidInput
 from minidocker.image.config import container_config as go_container_config
+
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass

@@ -23,9 +23,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
 
 from minidocker import gojson
+
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # oci.DefaultSpec().Linux.MaskedPaths / ReadonlyPaths: copied into HostConfig at create unless
 # the container is privileged (daemon/create_unix.go).

@@ -34,9 +34,12 @@ import re
 import time
 from _thread import allocate_lock  # threading.Lock without importing threading (~1 ms)
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, NamedTuple
 
 from minidocker import gojson
+
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 MAX_RECORD = 16 * 1024  # logger.Copier's buffer: a longer line is split into partial records
 LOG_MODE = 0o640
@@ -201,12 +204,19 @@ class JsonLogWriter:
 
 
 # -- reading --------------------------------------------------------------------------------------
-class LogRecord(NamedTuple):
-    """One json-file record: stream name, raw bytes of ``log`` and the time in ns since the epoch."""
+class LogRecord:
+    """One json-file record: stream name, raw bytes of ``log`` and the time in ns since the epoch.
+    (A plain class, not a ``typing.NamedTuple``: the monitor imports this module, not ``typing``.)"""
 
-    stream: str
-    line: bytes
-    time_ns: int
+    __slots__ = ("stream", "line", "time_ns")
+
+    def __init__(self, stream: str, line: bytes, time_ns: int) -> None:
+        self.stream = stream
+        self.line = line
+        self.time_ns = time_ns
+
+    def __repr__(self) -> str:
+        return f"LogRecord(stream={self.stream!r}, line={self.line!r}, time_ns={self.time_ns!r})"
 
 
 _sec_cache: dict[str, int] = {}
@@ -336,7 +346,7 @@ def read_logs(
                 if until is not None and rec.time_ns > until:
                     return
                 if timestamps:
-                    rec = rec._replace(line=format_timestamp(rec.time_ns).encode() + b" " + rec.line)
+                    rec.line = format_timestamp(rec.time_ns).encode() + b" " + rec.line
                 yield rec
     finally:
         f.close()

@@ -31,7 +31,6 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from minidocker import trace
 from minidocker.container.create import (
@@ -55,6 +54,10 @@ from minidocker.errors import (
 )
 from minidocker.image.store import Stores
 from minidocker.storage.overlay2 import remove_tree
+
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 EXIT_UNKNOWN = 255  # the monitor died and nobody saw the exit (containerd's "unknown" status)
 
@@ -114,13 +117,16 @@ class Runtime:
         """Every container, newest first, reconciled."""
         return [self.reconcile(c) for c in self.containers.list()]
 
-    def update(self, container_id: str, change: Callable[[Container], None]) -> Container:
+    def update(
+        self, container_id: str, change: Callable[[Container], None], *, sync: bool = True
+    ) -> Container:
         """Read-modify-write config.v2.json under the data-root lock (the monitor and the CLI both
-        write it: each change starts from what is on disk, so none is lost)."""
+        write it: each change starts from what is on disk, so none is lost). ``sync``: see
+        :meth:`ContainerStore.save`."""
         with self.stores.lock.held():
             c = self.containers.load(container_id)
             change(c)
-            self.containers.save(c)
+            self.containers.save(c, sync=sync)
         return c
 
     # -- the monitor's lock -----------------------------------------------------------------------
@@ -516,6 +522,11 @@ class Runtime:
                 c = self.reconcile(self.containers.load(c.id))
             except NotFound:
                 return c  # it was a --rm container: its monitor removed it
+        return self.remove_stopped(c, volumes=volumes)
+
+    def remove_stopped(self, c: Container, *, volumes: bool = False) -> Container:
+        """The rest of :meth:`remove`, for a container already loaded and known to be stopped
+        (its monitor, for ``--rm``: no second read of the record it has just written)."""
         self.teardown(c)
         with contextlib.suppress(NotFound, FileNotFoundError):
             self.stores.layers.remove_rw_layer(c.id)

@@ -28,13 +28,15 @@ import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from minidocker import trace
 from minidocker.container.state import Container, now_rfc3339
 from minidocker.errors import MinidockerError
 
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
     from minidocker.cgroups import Cgroup
     from minidocker.container.lifecycle import Runtime
 
@@ -527,7 +529,9 @@ def _supervise(
 
     while True:
         attached = first and foreground
-        io = _stdio(rt.containers.load(cid), foreground=attached, stdin=attached and stdin)
+        loaded = rt.containers.load(cid)
+        auto_remove = bool(loaded.host_config.auto_remove)  # fixed at create (--rm)
+        io = _stdio(loaded, foreground=attached, stdin=attached and stdin)
         master = None
         try:
             launched = _launch(rt, cid, io)
@@ -551,14 +555,30 @@ def _supervise(
             _detach_stdio()
         if not attached:  # nobody to copy to: the rest runs in a lean interpreter (container.pump)
             log.close()
-            _exec_lean(rt, cid, launched.pid, io, lock_fd, log_path, first=first, foreground=foreground)
+            _exec_lean(
+                rt,
+                cid,
+                launched.pid,
+                io,
+                lock_fd,
+                log_path,
+                first=first,
+                foreground=foreground,
+                auto_remove=auto_remove,
+            )
             log = JsonLogWriter(log_path)  # the exec failed: go on here
         try:
             pump(io.outputs, log, passthrough=attached, stdin_src=io.stdin_src, stdin_dst=io.stdin_dst)
         finally:
             log.close()
         again, code = _after_exit(
-            rt, cid, launched.pid, [*io.outputs, *io.keep], first=first, foreground=foreground
+            rt,
+            cid,
+            launched.pid,
+            [*io.outputs, *io.keep],
+            first=first,
+            foreground=foreground,
+            auto_remove=auto_remove,
         )
         if not again:
             return code
@@ -566,18 +586,35 @@ def _supervise(
 
 
 def resume(
-    rt: Runtime, cid: str, pid: int, fds: list[int], lock_fd: int, *, first: bool, foreground: bool
+    rt: Runtime,
+    cid: str,
+    pid: int,
+    fds: list[int],
+    lock_fd: int,
+    *,
+    first: bool,
+    foreground: bool,
+    auto_remove: bool = False,
 ) -> int:
     """The monitor after :func:`minidocker.container.pump.main` saw the container's output close:
     its exit, then a restart (the usual loop) or the teardown. Returns the monitor's exit code."""
-    again, code = _after_exit(rt, cid, pid, fds, first=first, foreground=foreground)
+    again, code = _after_exit(rt, cid, pid, fds, first=first, foreground=foreground, auto_remove=auto_remove)
     if not again:
         return code
     return _supervise(rt, cid, None, lock_fd, foreground=foreground, stdin=False, first=False)
 
 
 def _exec_lean(
-    rt: Runtime, cid: str, pid: int, io: _Stdio, lock_fd: int, log_path: str, *, first: bool, foreground: bool
+    rt: Runtime,
+    cid: str,
+    pid: int,
+    io: _Stdio,
+    lock_fd: int,
+    log_path: str,
+    *,
+    first: bool,
+    foreground: bool,
+    auto_remove: bool,
 ) -> None:
     """Replace this process (forked from the CLI, with all its modules) by a fresh interpreter that
     only pumps (container.pump): the same pid, children, flock and pipes. Returns only on failure."""
@@ -601,6 +638,7 @@ def _exec_lean(
         "log_path": log_path,
         "first": first,
         "foreground": foreground,
+        "auto_remove": auto_remove,
     }
     code = f"import sys; sys.path[:0] = [{root!r}]; from minidocker.container.pump import main; main()"
     argv = [sys.executable, "-s", "-S", "-c", code, json.dumps(state)]
@@ -613,7 +651,7 @@ def _exec_lean(
 
 
 def _after_exit(
-    rt: Runtime, cid: str, pid: int, fds: list[int], *, first: bool, foreground: bool
+    rt: Runtime, cid: str, pid: int, fds: list[int], *, first: bool, foreground: bool, auto_remove: bool
 ) -> tuple[bool, int]:
     """Reap the container, record its exit; then (True, code) when the restart policy starts it
     again (after the back-off), or (False, code) once it is torn down (or removed: ``--rm``)."""
@@ -626,7 +664,9 @@ def _after_exit(
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
-    c = rt.update(cid, _exited(code, oom))
+    # --rm without a restart policy: the record is removed in a moment, so its "exited" state is
+    # written without an fsync (~1 ms on the path to the CLI's exit); with a policy it may live on
+    c = rt.update(cid, _exited(code, oom), sync=not auto_remove)
     trace.emit(f"container {cid[:12]} exited with {code}{' (OOM killed)' if oom else ''}")
     again = _should_restart(c, code)
     if again:
@@ -647,7 +687,7 @@ def _after_exit(
         return True, code
     if c.host_config.auto_remove:
         with contextlib.suppress(MinidockerError):
-            rt.remove(cid, force=True)  # tears down too
+            rt.remove_stopped(c)  # tears down too
     else:
         rt.teardown(c)
     return False, code

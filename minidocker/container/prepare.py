@@ -27,8 +27,8 @@ import os
 import signal
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
     from minidocker.cgroups.warm import Warmer
     from minidocker.container.lifecycle import Runtime

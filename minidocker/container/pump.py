@@ -19,9 +19,11 @@ import errno
 import os
 import select
 import sys
-from typing import TYPE_CHECKING, NoReturn
 
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
+    from typing import NoReturn
+
     from minidocker.container.jsonlog import JsonLogWriter
 
 
@@ -121,6 +123,7 @@ def main() -> NoReturn:
             a["lock_fd"],
             first=a["first"],
             foreground=a["foreground"],
+            auto_remove=a.get("auto_remove", False),
         )
     except BaseException:  # noqa: BLE001 (like monitor.run: never die with a traceback on nobody's stderr)
         if os.environ.get("MINIDOCKER_DEBUG"):

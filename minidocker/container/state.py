@@ -18,12 +18,15 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from minidocker import gojson
 from minidocker.container.hostconfig import HostConfig, PortMap, port_map_from_go, port_map_to_go
 from minidocker.image.config import container_config, normalize_container_config
 from minidocker.image.images import human_duration
+
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's time.Time{} in RFC3339Nano
 

@@ -30,7 +30,6 @@ import contextlib
 import json
 import os
 import re
-from typing import TYPE_CHECKING, Any
 
 from minidocker import fsutil, gojson, trace
 from minidocker.container.hostconfig import HostConfig
@@ -38,7 +37,10 @@ from minidocker.container.state import Container, NetworkSettings, entrypoint_an
 from minidocker.errors import Conflict, CorruptStore, InvalidInput, MinidockerError, NotFound
 from minidocker.storage.overlay2 import remove_tree
 
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from minidocker.container.etcfiles import ResolvConf
 
 CONFIG = "config.v2.json"
@@ -233,10 +235,10 @@ class ContainerStore:
         return matches[0]
 
     # -- writing --------------------------------------------------------------------------------
-    def _write(self, c: Container) -> None:
+    def _write(self, c: Container, *, sync: bool = True) -> None:
         # Docker's ToDisk: config.v2.json first, then hostconfig.json, both AtomicWriteFile
         d = self.dir(c.id)
-        fsutil.atomic_write(os.path.join(d, CONFIG), c.to_json(), 0o600)
+        fsutil.atomic_write(os.path.join(d, CONFIG), c.to_json(), 0o600, sync=sync)
         # Most saves change only the state (config.v2.json); hostconfig.json is rewritten only when
         # its bytes change: a read is ~100x cheaper than the fsync'd write (issue 3, "Speed").
         hostconfig = c.host_config.to_json()
@@ -247,14 +249,17 @@ class ContainerStore:
         except FileNotFoundError:
             unchanged = False
         if not unchanged:
-            fsutil.atomic_write(path, hostconfig, 0o644)
+            fsutil.atomic_write(path, hostconfig, 0o644, sync=sync)
 
-    def save(self, c: Container) -> None:
-        """Persist ``c`` (after any state change) atomically, under the data-root lock."""
+    def save(self, c: Container, *, sync: bool = True) -> None:
+        """Persist ``c`` (after any state change) atomically, under the data-root lock.
+
+        ``sync=False`` skips the fsync (still atomic for readers): only for a record that is
+        removed right after (a ``--rm`` container's exit), where durability buys nothing."""
         with self.lock.held():
             if not os.path.isdir(self.dir(c.id)):
                 raise NotFound(f"No such container: {c.id}", subject=c.id)
-            self._write(c)
+            self._write(c, sync=sync)
 
     def _reserve_name(self, name: str | None, container_id: str, taken: dict[str, str]) -> str:
         if name:

@@ -13,9 +13,12 @@ the registry's bytes untouched; only configs we create go through here.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from minidocker import DOCKER_VERSION, gojson
+
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # container.Config in Go declaration order; True marks `omitempty` fields.
 _CONTAINER_CONFIG_FIELDS: list[tuple[str, Any, bool]] = [

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
 
 from minidocker import trace
 from minidocker.errors import InvalidInput
+
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 _HEX64 = re.compile(r"[a-f0-9]{64}")
 

@@ -12,12 +12,15 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, BinaryIO
 
 from minidocker import gojson, trace
 from minidocker.errors import Conflict, InvalidInput, NotFound
 from minidocker.image import digest, reference
 from minidocker.image.store import Stores
+
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 
 # -- resolving names ---------------------------------------------------------------------------

@@ -17,11 +17,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import Any
 
 from minidocker import fsutil, gojson, trace
 from minidocker.errors import CorruptStore, InvalidInput, NotFound
 from minidocker.image import digest
+
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ImageStore:

@@ -41,11 +41,14 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from minidocker import fsutil, gojson, trace
 from minidocker.errors import Conflict, CorruptStore, InvalidInput, NotFound
 from minidocker.image import digest as _digest
+
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 NAME_TOTAL_LENGTH_MAX = 255
 DEFAULT_DOMAIN = "docker.io"

@@ -15,7 +15,8 @@ to 14 capabilities. ::
 Modules: ``spec`` (what to run: ProcessSpec, mount plan, Docker's default lists), ``caps``
 (capability sets), ``users`` (``-u`` against the image's /etc/passwd), ``rootfs`` (mounts, masks,
 pivot_root, run inside the container), ``process`` (the fork/unshare/sync/exec sequence, ``--init``),
-``enter`` (``docker exec``: setns into a running container), ``child`` (what both share: the report
+``enter`` (``docker exec``: setns into a running container; imported from there, ``from
+minidocker.namespaces.enter import ExecSpec, enter``, so a start does not load it), ``child`` (what both share: the report
 pipe, the privilege drop, the final execve).
 The syscalls themselves are in ``minidocker.kernel.ns``.
 """
@@ -23,8 +24,7 @@ The syscalls themselves are in ``minidocker.kernel.ns``.
 from __future__ import annotations
 
 from minidocker.namespaces.child import Started, exit_code
-from minidocker.namespaces.enter import ExecSpec, enter
 from minidocker.namespaces.process import start
 from minidocker.namespaces.spec import Bind, ProcessSpec, default_namespaces
 
-__all__ = ["Bind", "ExecSpec", "ProcessSpec", "Started", "default_namespaces", "enter", "exit_code", "start"]
+__all__ = ["Bind", "ProcessSpec", "Started", "default_namespaces", "exit_code", "start"]

@@ -22,13 +22,16 @@ import struct
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NoReturn, Protocol
 
 from minidocker import trace
 from minidocker.errors import CannotExecute, CommandNotFound, MinidockerError
 from minidocker.kernel import ns, seccomp
 from minidocker.namespaces import caps, users
 from minidocker.namespaces.spec import exit_code_for_exec_error
+
+TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
+if TYPE_CHECKING:
+    from typing import NoReturn, Protocol
 
 HIGH_FD = 10  # where the stdio fds wait, out of the way of 0/1/2, until they are dup'ed there
 _FRAME = struct.Struct("!cI")  # kind, payload length
@@ -62,27 +65,28 @@ class SetupFailed(Exception):
         self.code = code
 
 
-class _SpecLike(Protocol):
-    @property
-    def args(self) -> list[str]: ...
-    @property
-    def tty(self) -> bool: ...
-    @property
-    def no_new_privileges(self) -> bool: ...
+if TYPE_CHECKING:  # the children's view of their context, for mypy only (no typing import at run time)
 
+    class _SpecLike(Protocol):
+        @property
+        def args(self) -> list[str]: ...
+        @property
+        def tty(self) -> bool: ...
+        @property
+        def no_new_privileges(self) -> bool: ...
 
-class ChildContext(Protocol):
-    """What the children need; computed in the caller, where errors are cheap."""
+    class ChildContext(Protocol):
+        """What the children need; computed in the caller, where errors are cheap."""
 
-    @property
-    def spec(self) -> _SpecLike: ...
+        @property
+        def spec(self) -> _SpecLike: ...
 
-    cap_mask: int
-    last_cap: int
-    chan: int  # write end of the report pipe
-    sync: int  # read end of the sync pipe
-    stdio: list[int]  # the stdio fds, moved to >= HIGH_FD
-    seccomp: bytes | None  # the filter still to load (None: none, or loaded already)
+        cap_mask: int
+        last_cap: int
+        chan: int  # write end of the report pipe
+        sync: int  # read end of the sync pipe
+        stdio: list[int]  # the stdio fds, moved to >= HIGH_FD
+        seccomp: bytes | None  # the filter still to load (None: none, or loaded already)
 
 
 def capability_mask(cap_add: list[str], cap_drop: list[str], privileged: bool, last_cap: int) -> int:

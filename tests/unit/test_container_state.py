@@ -320,21 +320,22 @@ def test_get_resolution_order(store: ContainerStore, monkeypatch: pytest.MonkeyP
 
 
 def test_rename_and_remove(store: ContainerStore) -> None:
-    a = _create(store, "a1")
-    _create(store, "b1")
-    with pytest.raises(Conflict, match='^Error when allocating new name: Conflict. The container name "/b1"'):
-        store.rename("a1", "b1")
+    # names that are no hex id prefix: get("a1") would find a container whose random id starts "a1"
+    a = _create(store, "x1")
+    _create(store, "y1")
+    with pytest.raises(Conflict, match='^Error when allocating new name: Conflict. The container name "/y1"'):
+        store.rename("x1", "y1")
     with pytest.raises(InvalidInput, match="same name as its current name"):
-        store.rename("a1", "a1")
+        store.rename("x1", "x1")
     with pytest.raises(InvalidInput, match="Neither old nor new names may be empty"):
-        store.rename("a1", "")
-    renamed = store.rename("a1", "a2")
-    assert renamed.name == "/a2" and store.get("a2").id == a.id
+        store.rename("x1", "")
+    renamed = store.rename("x1", "x2")
+    assert renamed.name == "/x2" and store.get("x2").id == a.id
     with pytest.raises(NotFound):
-        store.get("a1")
+        store.get("x1")
     store.remove(a.id)
     assert not os.path.exists(store.dir(a.id))
-    assert [c.name for c in store.list()] == ["/b1"]
+    assert [c.name for c in store.list()] == ["/y1"]
     with pytest.raises(NotFound):
         store.remove(a.id)
 

@@ -24,8 +24,9 @@ import pytest
 from minidocker import trace
 from minidocker.errors import CannotExecute, InvalidInput, NotFound
 from minidocker.kernel import ns as kns
-from minidocker.namespaces import ExecSpec, ProcessSpec, Started, enter, start
+from minidocker.namespaces import ProcessSpec, Started, start
 from minidocker.namespaces.caps import DEFAULT_MASK
+from minidocker.namespaces.enter import ExecSpec, enter
 from minidocker.namespaces.spec import DEFAULT_PATH
 
 pytestmark = pytest.mark.root

@@ -64,3 +64,56 @@ def test_the_monitor_reads_the_default_seccomp_filter_instead_of_compiling_it(tm
     assert runs[0].stdout.strip() == compiler  # the first start after boot compiles it
     assert runs[1].stdout.strip() == "['minidocker.namespaces.spec']"
     assert len(list((tmp_path / "seccomp").iterdir())) == 1
+
+
+RUN_PATH = (
+    "minidocker.cli.main",
+    "minidocker.cli.runcore",
+    "minidocker.cli.context",
+    "minidocker.container.lifecycle",
+    "minidocker.container.create",
+    "minidocker.container.prepare",
+)
+
+
+def test_run_s_path_imports_neither_typing_nor_inspect() -> None:
+    """What ``run`` imports before it creates the container: no ``typing`` (annotation-only names
+    sit under ``TYPE_CHECKING``) and no ``inspect`` (``dataclasses`` is imported without it)."""
+    code = f"import sys; import {', '.join(RUN_PATH)}; print(sorted({{'typing', 'inspect', 'ast'}} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_the_monitor_s_start_path_imports_no_typing_either() -> None:
+    """The forked monitor imports the start path while the CLI creates the container: on two cores
+    that branch is as long as ``create``, so it is held to the same rule."""
+    mods = [
+        *RUN_PATH,
+        "minidocker.container.monitor",
+        "minidocker.container.etcfiles",
+        "minidocker.container.jsonlog",
+        "minidocker.container.pump",
+        "minidocker.namespaces.process",
+        "minidocker.cgroups.v1",
+        "minidocker.cgroups.v2",
+    ]
+    code = f"import sys; import {', '.join(mods)}; print(sorted({{'typing', 'inspect'}} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_dataclasses_still_work_and_inspect_is_the_real_module_afterwards() -> None:
+    code = (
+        "import sys, minidocker, dataclasses\n"
+        "assert 'inspect' not in sys.modules\n"
+        "@dataclasses.dataclass\n"
+        "class NoDoc:\n"
+        "    x: int\n"
+        "assert NoDoc.__doc__ == 'NoDoc(x: int)', NoDoc.__doc__\n"  # the one use: inspect.signature
+        "import inspect\n"
+        "assert inspect is sys.modules['inspect'] and hasattr(inspect, 'getsource')\n"
+        "assert type(inspect).__name__ == 'module' and inspect.__file__\n"
+        "print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "ok"
