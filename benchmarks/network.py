@@ -54,6 +54,7 @@ KEEPER = ["run", "-d", "--name", "mdbench-keeper", IMAGE, "sleep", "100000"]
 LINGER_ENV = "MINIDOCKER_BRIDGE_LINGER"  # minidocker.network.reaper.ENV (not imported: a benchmark)
 CASES = ("repeated run --rm", "bridge up", "first container")
 GOAL_CASE = "repeated run --rm"
+INFO_CASE = "first container"  # reported, not held to the goal (see the README)
 
 
 def defaults(quick: bool) -> tuple[int, int]:
@@ -225,6 +226,13 @@ def run(iterations: int, warmup: int, log: Callable[[str], None] = print) -> boo
     for case in CASES:
         md_diff, docker_diff = diffs[case, "minidocker"] * 1000, diffs[case, "docker"] * 1000
         met = md_diff <= GOAL_MS
+        if case == INFO_CASE:  # not the goal's situation: Docker brings docker0 up at daemon start
+            log(
+                f"{case}: minidocker bridge - none {md_diff:.0f} ms (for information: bridge and rules "
+                f"up and down in line, which Docker does at daemon start and stop); docker bridge - none "
+                f"{docker_diff:.0f} ms"
+            )
+            continue
         log(
             f"{case}: minidocker bridge - none {md_diff:.0f} ms (goal <= {GOAL_MS:.0f} ms) "
             f"{'PASS' if met else 'FAIL'}; docker bridge - none {docker_diff:.0f} ms"
