@@ -124,8 +124,10 @@ def mkdir_path(make: Callable[[], None]) -> None:
     """Run ``make`` (mkdir of ``<parent>/<id>`` and its ancestors), again if a directory vanished.
 
     Another container's ``cleanup_parent`` may ``rmdir`` the shared, momentarily empty ``minidocker``
-    parent between our ``mkdir`` of it and of the container's directory (ENOENT); once the
-    container's directory exists the parent is not empty and stays.
+    parent between our ``mkdir`` of it and of the container's directory (ENOENT), or while we copy
+    its ``cpuset.cpus`` into ours: a file of a cgroup being removed answers ENODEV (seen when
+    parallel test workers started and removed containers). Once the container's directory exists
+    the parent is not empty and stays.
     """
     for attempt in range(CREATE_TRIES):
         try:
@@ -133,6 +135,9 @@ def mkdir_path(make: Callable[[], None]) -> None:
             return
         except (FileNotFoundError, NotFound):
             if attempt == CREATE_TRIES - 1:
+                raise
+        except (CgroupWriteError, OSError) as e:
+            if e.errno != errno.ENODEV or attempt == CREATE_TRIES - 1:
                 raise
 
 

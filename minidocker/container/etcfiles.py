@@ -95,6 +95,16 @@ def _main_names(hostname: str, domainname: str) -> str:
     return f"{fqdn} {short}" if dot else fqdn
 
 
+def own_record(ip: str, *, hostname: str, domainname: str = "") -> bytes:
+    """The container's own line for one of its addresses (``sandbox.updateHostsFile``), as
+    libnetwork appends it when an endpoint joins: at start, and at ``network connect``.
+
+    >>> own_record("10.0.1.5", hostname="web", domainname="example.com")
+    b'10.0.1.5\\tweb.example.com web\\n'
+    """
+    return _record(ip, _main_names(hostname, domainname))
+
+
 def hosts_file(
     *,
     hostname: str,
@@ -110,8 +120,7 @@ def hosts_file(
     """
     parts = [_record(ip, names) for ip, names in DEFAULT_HOSTS]
     parts += [_record(ip, name) for ip, name in extra_hosts]
-    names = _main_names(hostname, domainname)
-    parts += [_record(ip, names) for ip in ips]
+    parts += [own_record(ip, hostname=hostname, domainname=domainname) for ip in ips]
     return b"".join(parts)
 
 

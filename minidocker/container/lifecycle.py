@@ -494,12 +494,27 @@ class Runtime:
             raise MinidockerError(f"container {c.id}: monitor did not finish after SIGKILL", subject=c.id)
 
     def wait(self, c: Container) -> int:
-        """``docker wait``: block until the container is not running; its exit code."""
-        self.wait_monitor(c.id)
+        """``docker wait``: block until the container is not running; its exit code.
+
+        A ``--rm`` container's record is gone by the time its monitor lets go of the lock, so the
+        monitor first writes the exit code into the lock file (:func:`record_exit_for_waiters`):
+        the descriptor we block on still reads it after the exec dir was removed."""
+        recorded = None
+        try:
+            fd = os.open(self.lock_path(c.id), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            pass
+        else:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)  # until the monitor is gone
+                text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                recorded = int(text) if text.isdigit() else None
+            finally:
+                os.close(fd)
         try:
             return self.reconcile(self.containers.load(c.id)).state.exit_code
         except NotFound:
-            return c.state.exit_code
+            return recorded if recorded is not None else c.state.exit_code
 
     def restart(self, c: Container, timeout: int | None = None) -> StartHandle:
         self.stop(c, timeout)
@@ -535,6 +550,17 @@ class Runtime:
         with contextlib.suppress(NotFound):
             self.containers.remove(c.id)
         return c
+
+
+def record_exit_for_waiters(lock_path: str, code: int) -> None:
+    """The monitor of a ``--rm`` container, before the record goes: the exit code into its own
+    lock file, for :meth:`Runtime.wait` (nothing else reads the file's content)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(lock_path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.pwrite(fd, f"{code}\n".encode(), 0)
+        finally:
+            os.close(fd)
 
 
 def _signame(sig: int) -> str:

@@ -686,6 +686,9 @@ def _after_exit(
     if again:
         return True, code
     if c.host_config.auto_remove:
+        from minidocker.container.lifecycle import record_exit_for_waiters
+
+        record_exit_for_waiters(rt.lock_path(cid), code)  # `wait` reads it once the record is gone
         with contextlib.suppress(MinidockerError):
             rt.remove_stopped(c)  # tears down too
     else:

@@ -621,6 +621,12 @@ def connect(
         release(rt.stores, c.id, network_ref=net["Id"])
         raise
     trace.emit(lambda: f"connected {c.id[:12]} to {net['Name']} as {ifname}")
+    if ep.ip and not c.host_config.network_mode.startswith("container:"):
+        from minidocker.container.etcfiles import own_record
+        from minidocker.network import names
+
+        hostname, domainname = c.config.get("Hostname") or "", c.config.get("Domainname") or ""
+        names.add_own_record(rt.stores, c.id, own_record(ep.ip, hostname=hostname, domainname=domainname))
 
     def record(x: Container) -> None:
         x.network_settings.networks = {**(x.network_settings.networks or {}), net["Name"]: ep.settings()}

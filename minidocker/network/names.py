@@ -102,6 +102,22 @@ def write_in_place(path: str, data: bytes) -> bool:
     return True
 
 
+def add_own_record(stores: Stores, cid: str, record: bytes) -> None:
+    """``network connect`` of a running container: its own line for the new address goes into its
+    hosts file (``etchosts.Add``: appended, never removed, not even at disconnect), above our
+    block of peers, in place (see :func:`write_in_place`)."""
+    path = hosts_path(stores, cid)
+    with stores.lock.held():
+        try:
+            with open(path, "rb") as f:
+                old = f.read()
+        except FileNotFoundError:
+            return
+        base, marker, block = old.partition(MARKER)
+        trace.emit(f"write {path} (own address of the new endpoint, in place)")
+        write_in_place(path, base + record + marker + block)
+
+
 def hosts_path(stores: Stores, cid: str) -> str:
     return os.path.join(stores.root, "containers", cid, "hosts")
 

@@ -119,6 +119,11 @@ def test_network_connect_and_disconnect(nx: Any, host: Any) -> None:
     assert "1 packets received" in nx.ok("exec", "store", "ping", "-c1", "-W2", "api")
     # eth0 keeps the default route
     assert "default via 10.243.0.1 dev eth0" in nx.ok("exec", "app", "ip", "route")
+    # its own hosts file gains "<new address>\t<hostname>" above the peers (libnetwork's
+    # updateHostsFile at join), and keeps it after a disconnect, as Docker's does
+    own = f"{addrs['eth1'].split('/')[0]}\t{nx.ok('inspect', '-f', '{{.Config.Hostname}}', 'app').strip()}\n"
+    hosts = nx.ok("exec", "app", "cat", "/etc/hosts")
+    assert own in hosts and hosts.index(own) < hosts.index("# minidocker")
 
     r = nx.fail("network", "connect", "xback", "app", rc=125)
     assert "endpoint with name app already exists in network xback" in r.stderr
@@ -132,6 +137,7 @@ def test_network_connect_and_disconnect(nx: Any, host: Any) -> None:
     assert "eth1" not in _addrs(nx, "app")
     assert sorted(_networks(nx, "app")) == ["xfront"]
     assert "api" not in nx.ok("exec", "store", "cat", "/etc/hosts")
+    assert own in nx.ok("exec", "app", "cat", "/etc/hosts")
     r = nx.fail("network", "disconnect", "xback", "app", rc=125)
     assert "is not connected to network xback" in r.stderr
     links, _ = kernel_objects(nx, host)

@@ -274,6 +274,15 @@ def test_stop_signal_and_kill_signal(bb: Any, host: Any, data_root: str) -> None
     bb.ok("rm", cid, cid2)
 
 
+def test_wait_on_an_auto_removed_container_gets_its_exit_code(bb: Any, host: Any, data_root: str) -> None:
+    """``docker run -d --rm ...; docker wait`` prints the container's code, though the record is
+    gone when the wait returns (the monitor leaves the code in its lock file for waiters)."""
+    cid = bb.ok("run", "-d", "--rm", "--network", "none", "busybox", "sh", "-c", "sleep 0.5; exit 3").strip()
+    assert bb.ok("wait", cid) == "3\n"
+    assert bb("inspect", cid).rc == 1  # removed, as --rm says
+    assert not host.file(f"{data_root}/containers/{cid}").exists
+
+
 def test_rm_refuses_running_and_force_removes(bb: Any, host: Any, data_root: str) -> None:
     bb.ok("run", "-d", "--name", "busy", "--network", "none", "busybox", "sleep", "1000")
     r = bb("rm", "busy")

@@ -886,3 +886,25 @@ def test_write_errors_name_path_and_value(v1: FakeKernel) -> None:
     assert isinstance(e.value, base.CgroupWriteError) and e.value.errno == errno.EINVAL
     with pytest.raises(NotFound):
         base.write(str(f.parent / "memory.nope"), "1")
+
+
+def test_mkdir_path_retries_a_parent_that_died_under_it() -> None:
+    """A concurrent ``cleanup_parent`` can remove the shared parent while ``create`` copies its
+    ``cpuset.cpus``: reads and writes of a dying cgroup answer ENODEV; ``create`` tries again."""
+    calls: list[int] = []
+
+    def flaky() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.ENODEV, "No such device")
+        if len(calls) == 2:
+            raise base.CgroupWriteError("write x: No such device", path="x", value="0", err=errno.ENODEV)
+
+    base.mkdir_path(flaky)
+    assert len(calls) == 3
+
+    def refused() -> None:
+        raise OSError(errno.EACCES, "Permission denied")
+
+    with pytest.raises(PermissionError):
+        base.mkdir_path(refused)
