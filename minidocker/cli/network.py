@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from minidocker.cli.context import Context
-from minidocker.cli.output import dump_json, key_values, print_formatted, render, table
+from minidocker.cli.output import inspect_each, key_values, print_formatted, table
 
 if TYPE_CHECKING:
     from minidocker.network import NetworkStore
@@ -60,8 +60,7 @@ def create(ctx: Context, name: str, driver: str, subnet: str, gateway: str, ip_r
     from minidocker import network
 
     with _exit_125():
-        doc = network.create_network(
-            ctx.stores,
+        spec = network.NetworkSpec(
             name,
             driver=driver,
             subnet=subnet,
@@ -71,6 +70,7 @@ def create(ctx: Context, name: str, driver: str, subnet: str, gateway: str, ip_r
             labels=key_values(labels),
             options=key_values(opts),
         )
+        doc = network.create_network(ctx.stores, spec)
     click.echo(doc["Id"])
 
 
@@ -152,24 +152,12 @@ def _names(ctx: Context) -> dict[str, str]:
 def inspect(ctx: Context, refs: tuple[str, ...], fmt: str | None) -> None:
     """Display detailed information on one or more networks."""
     from minidocker import network
-    from minidocker.errors import NotFound
 
     store = _store(ctx)
     names = _names(ctx)
-    results, missing = [], False
-    for ref in refs:
-        try:
-            results.append(network.inspect_doc(store.get(ref), names))
-        except NotFound:
-            missing = True
-            click.echo(f"Error: No such network: {ref}", err=True)
-    if fmt:
-        for r in results:
-            click.echo(render(fmt, r))
-    else:
-        click.echo(dump_json(results))
-    if missing:
-        raise SystemExit(125)
+    inspect_each(
+        refs, lambda ref: network.inspect_doc(store.get(ref), names), "network", fmt, missing_code=125
+    )
 
 
 def _each(refs: tuple[str, ...], action: Callable[[str], Any]) -> None:

@@ -82,6 +82,35 @@ def dump_json(obj: Any) -> str:
     return json.dumps(obj, indent=4, ensure_ascii=False)
 
 
+def inspect_each(
+    refs: Sequence[str],
+    find: Callable[[str], dict[str, Any]],
+    kind: str,
+    fmt: str | None,
+    *,
+    missing_code: int,
+) -> None:
+    """The docker CLI's ``<object> inspect`` loop: one document per ref found (a JSON array, or
+    ``fmt`` rendered once per document), ``Error: No such <kind>: <ref>`` on stderr for each ref
+    ``find`` raises ``NotFound`` for, then exit ``missing_code`` if there was any."""
+    from minidocker.errors import NotFound
+
+    results, missing = [], False
+    for ref in refs:
+        try:
+            results.append(find(ref))
+        except NotFound:
+            missing = True
+            click.echo(f"Error: No such {kind}: {ref}", err=True)
+    if fmt:
+        for r in results:
+            click.echo(render(fmt, r))
+    else:
+        click.echo(dump_json(results))
+    if missing:
+        raise SystemExit(missing_code)
+
+
 def tabwrite(text: str, *, minwidth: int = 10, tabwidth: int = 1, padding: int = 3) -> str:
     """Go's ``text/tabwriter`` (padchar ' ', no flags) over ``text``: tab-terminated cells are
     aligned per column block (consecutive lines that have that cell); the last cell of a line is

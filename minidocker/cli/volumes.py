@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from minidocker.cli.context import Context
-from minidocker.cli.output import dump_json, key_values, print_formatted, render, table
+from minidocker.cli.output import inspect_each, key_values, print_formatted, table
 
 if TYPE_CHECKING:
     from minidocker.container.volumes import Volume, VolumeStore
@@ -107,24 +107,8 @@ def ls(ctx: Context, quiet: bool, filters: tuple[str, ...], fmt: str | None) -> 
 @pass_ctx
 def inspect(ctx: Context, names: tuple[str, ...], fmt: str | None) -> None:
     """Display detailed information on one or more volumes."""
-    from minidocker.errors import NotFound
-
     store = _store(ctx)
-    results = []
-    missing = False
-    for n in names:
-        try:
-            results.append(store.get(n).to_inspect())
-        except NotFound:
-            missing = True
-            click.echo(f"Error: No such volume: {n}", err=True)
-    if fmt:
-        for r in results:
-            click.echo(render(fmt, r))
-    else:
-        click.echo(dump_json(results))
-    if missing:
-        raise SystemExit(1)
+    inspect_each(names, lambda n: store.get(n).to_inspect(), "volume", fmt, missing_code=1)
 
 
 @volume_group.command("rm")

@@ -51,7 +51,13 @@ if TYPE_CHECKING:
         release,
         remove_network,
     )
-    from minidocker.network.store import DEFAULT_NETWORK, PREDEFINED, NetworkNotFound, NetworkStore
+    from minidocker.network.store import (
+        DEFAULT_NETWORK,
+        PREDEFINED,
+        NetworkNotFound,
+        NetworkSpec,
+        NetworkStore,
+    )
 
 __all__ = [
     "BRIDGE_NAME_OPT",
@@ -64,6 +70,7 @@ __all__ = [
     "PREDEFINED",
     "Endpoint",
     "NetworkNotFound",
+    "NetworkSpec",
     "NetworkStore",
     "allocate",
     "allocate_all",

@@ -17,7 +17,7 @@ import contextlib
 import ipaddress
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from minidocker import fsutil, trace
@@ -28,6 +28,7 @@ from minidocker.network.store import (
     DEFAULT_NETWORK,
     PREDEFINED,
     NetworkNotFound,
+    NetworkSpec,
     NetworkStore,
     network_doc,
 )
@@ -223,23 +224,13 @@ def _take_down(net: dict[str, Any]) -> None:
 
 
 # -- networks ---------------------------------------------------------------------------------------
-def create_network(
-    stores: Stores,
-    name: str,
-    *,
-    driver: str = "bridge",
-    subnet: str = "",
-    gateway: str = "",
-    ip_range: str = "",
-    internal: bool = False,
-    labels: dict[str, str] | None = None,
-    options: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """``docker network create``: record, bridge, rules; all or nothing."""
+def create_network(stores: Stores, spec: NetworkSpec) -> dict[str, Any]:
+    """``docker network create``: record, bridge, rules; all or nothing. Returns the record."""
     from minidocker.network import netlink
 
-    if driver != "bridge":
-        raise InvalidInput(f'plugin "{driver}" not found', subject=driver)
+    name, subnet, gateway, ip_range = spec.name, spec.subnet, spec.gateway, spec.ip_range
+    if spec.driver != "bridge":
+        raise InvalidInput(f'plugin "{spec.driver}" not found', subject=spec.driver)
     if not name or name in PREDEFINED:
         raise Conflict(f"network with name {name} already exists", subject=name)
     store = NetworkStore(stores.root, stores.lock)
@@ -263,16 +254,7 @@ def create_network(
             rng = ipam.parse_subnet(ip_range)
             if not rng.subnet_of(ipaddress.IPv4Network(subnet)):
                 raise InvalidInput(f"ip-range {ip_range} is not in subnet {subnet}", subject=ip_range)
-        doc = network_doc(
-            name,
-            driver="bridge",
-            subnet=subnet,
-            gateway=gateway,
-            ip_range=ip_range,
-            internal=internal,
-            labels=labels,
-            options=options,
-        )
+        doc = network_doc(replace(spec, subnet=subnet, gateway=gateway))
         bridge = bridge_of(doc)
         if len(bridge) > 15:
             raise InvalidInput(f"bridge name {bridge} is longer than 15 characters", subject=bridge)

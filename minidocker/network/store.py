@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
 from minidocker import fsutil, trace
@@ -40,40 +41,49 @@ def default_bridge_name(root: str) -> str:
     return "mdbr" + hashlib.sha256(os.path.abspath(root).encode()).hexdigest()[:10]
 
 
-def network_doc(
-    name: str,
-    *,
-    driver: str,
-    subnet: str = "",
-    gateway: str = "",
-    ip_range: str = "",
-    internal: bool = False,
-    labels: dict[str, str] | None = None,
-    options: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """A ``docker network inspect`` document (types.NetworkResource) for a new network."""
+@dataclass
+class NetworkSpec:
+    """A network as ``docker network create`` asks for it (its flags). ``create_network`` checks
+    it and fills the blanks (a free subnet, the gateway); :func:`network_doc` records it."""
+
+    name: str
+    driver: str = "bridge"
+    subnet: str = ""  # CIDR; "" = the next free one of the default pools
+    gateway: str = ""  # "" = the subnet's first address
+    ip_range: str = ""  # containers' addresses come from this part of the subnet
+    internal: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)  # -o, e.g. com.docker.network.bridge.name
+
+
+def network_doc(spec: NetworkSpec) -> dict[str, Any]:
+    """A ``docker network inspect`` document (types.NetworkResource) for a new network.
+
+    >>> network_doc(NetworkSpec("web", subnet="10.9.0.0/24", gateway="10.9.0.1"))["IPAM"]["Config"]
+    [{'Subnet': '10.9.0.0/24', 'Gateway': '10.9.0.1'}]
+    """
     config: list[dict[str, str]] = []
-    if subnet:
-        entry = {"Subnet": subnet, "Gateway": gateway}
-        if ip_range:
-            entry["IPRange"] = ip_range
+    if spec.subnet:
+        entry = {"Subnet": spec.subnet, "Gateway": spec.gateway}
+        if spec.ip_range:
+            entry["IPRange"] = spec.ip_range
         config.append(entry)
     return {
-        "Name": name,
+        "Name": spec.name,
         "Id": fsutil.random_id(),
         "Created": _now(),
         "Scope": "local",
-        "Driver": driver,
+        "Driver": spec.driver,
         "EnableIPv6": False,
-        "IPAM": {"Driver": "default", "Options": None if name in PREDEFINED else {}, "Config": config},
-        "Internal": internal,
+        "IPAM": {"Driver": "default", "Options": None if spec.name in PREDEFINED else {}, "Config": config},
+        "Internal": spec.internal,
         "Attachable": False,
         "Ingress": False,
         "ConfigFrom": {"Network": ""},
         "ConfigOnly": False,
         "Containers": {},
-        "Options": options or {},
-        "Labels": labels or {},
+        "Options": dict(spec.options),
+        "Labels": dict(spec.labels),
         "Endpoints": {},
     }
 
@@ -126,7 +136,8 @@ class NetworkStore:
                         "com.docker.network.bridge.name": default_bridge_name(self.root),
                         "com.docker.network.driver.mtu": "1500",
                     }
-                self.save(network_doc(name, driver=name if name != "none" else "null", options=options))
+                driver = name if name != "none" else "null"
+                self.save(network_doc(NetworkSpec(name, driver=driver, options=options)))
 
     def list(self) -> list[dict[str, Any]]:
         self.ensure_predefined()

@@ -454,7 +454,8 @@ def test_signals_to_the_foreground_cli_reach_the_container(bb: Any, host: Any, s
     cmd = bb.command("run", "--rm", "--network", "none", "busybox", "sh", "-c", script)
     wrapper = helpers.q("sh", "-c", f"{cmd} > {d}/out 2>&1; echo $? > {d}/rc")
     shell = host.run(f"{wrapper} > /dev/null 2>&1 & echo $!").stdout.strip()
-    _wait_for(lambda: "ready" in host.file(f"{d}/out").content_string)
+    # (the background shell may not have created `out` yet: testinfra's content_string raises then)
+    _wait_for(lambda: host.file(f"{d}/out").exists and "ready" in host.file(f"{d}/out").content_string)
     cli = host.run(f"pgrep -P {shell}").stdout.split()
     assert len(cli) == 1, cli  # the minidocker CLI, child of that shell
     host.run(f"kill -TERM {cli[0]}")

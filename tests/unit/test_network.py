@@ -12,7 +12,7 @@ from minidocker import network
 from minidocker.errors import Conflict, InvalidInput, NotFound
 from minidocker.fsutil import DataRootLock
 from minidocker.network import ipam, iptables
-from minidocker.network.store import NetworkStore, default_bridge_name, network_doc
+from minidocker.network.store import NetworkSpec, NetworkStore, default_bridge_name, network_doc
 
 
 # -- IPAM ------------------------------------------------------------------------------------------
@@ -102,7 +102,7 @@ def test_store_predefined_lookup_and_delete(tmp_path: object) -> None:
     assert store.get(bridge["Id"][:8])["Name"] == "bridge"
     with pytest.raises(NotFound, match="network nope not found"):
         store.get("nope")
-    doc = network_doc("web", driver="bridge", subnet="10.9.0.0/24", gateway="10.9.0.1")
+    doc = network_doc(NetworkSpec("web", subnet="10.9.0.0/24", gateway="10.9.0.1"))
     doc["Endpoints"] = {"c" * 64: {"IPAddress": "10.9.0.2"}}
     store.save(doc)
     with pytest.raises(Conflict, match="has active endpoints"):
@@ -115,7 +115,7 @@ def test_store_predefined_lookup_and_delete(tmp_path: object) -> None:
 def test_allocate_and_release_persist_exactly_once(tmp_path: object) -> None:
     st = _stores(tmp_path)
     store = NetworkStore(st.root, st.lock)
-    doc = network_doc("web", driver="bridge", subnet="10.9.0.0/24", gateway="10.9.0.1")
+    doc = network_doc(NetworkSpec("web", subnet="10.9.0.0/24", gateway="10.9.0.1"))
     store.save(doc)
     a = network.allocate(st, "a" * 64, "web")  # type: ignore[arg-type]
     b = network.allocate(st, "b" * 64, "web", requested_ip="10.9.0.50")  # type: ignore[arg-type]
