@@ -180,7 +180,7 @@ class Builder:
                 f"Cannot locate specified Dockerfile: {os.path.basename(self.dockerfile_path)} ({e.strerror})",
                 subject=self.dockerfile_path,
             ) from None
-        from minidocker.image.images import human_size
+        from minidocker.units import human_size
 
         size = self.context.upload_size(self.dockerfile_path)
         # the docker CLI's progress line ends its last update with "\r\r\n", tty or not

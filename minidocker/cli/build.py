@@ -106,7 +106,7 @@ def builder_prune(ctx: Context, all_cache: bool, force: bool, filters: tuple[str
     import sys
 
     from minidocker.image import prune as pruner
-    from minidocker.image.images import human_size
+    from minidocker.units import human_size
 
     parsed = pruner.parse_filters(list(filters), pruner.BUILDER_FILTERS)
     if not force:

@@ -205,7 +205,7 @@ class ContainerContext:
         return t.strftime("%Y-%m-%d %H:%M:%S %z ") + (t.tzname() or "")
 
     def RunningFor(self) -> str:  # noqa: N802
-        from minidocker.image.images import human_duration
+        from minidocker.units import human_duration
 
         return human_duration(self.now - self.c["Created"]) + " ago"
 
@@ -219,7 +219,7 @@ class ContainerContext:
         return str(self.c["Status"])
 
     def Size(self) -> str:  # noqa: N802
-        from minidocker.image.images import human_size
+        from minidocker.units import human_size
 
         rw = human_size(self.c.get("SizeRw", 0))
         root = self.c.get("SizeRootFs", 0)

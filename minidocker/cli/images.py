@@ -6,6 +6,7 @@ import click
 
 from minidocker.cli.context import Context
 from minidocker.cli.output import ellipsis, print_formatted, table
+from minidocker.units import human_size
 
 pass_ctx = click.make_pass_decorator(Context)
 
@@ -48,7 +49,7 @@ def images(ctx: Context, repository: str | None, all_images: bool, quiet: bool, 
             "ID": show_id(r.image_id),
             "CreatedSince": svc.created_ago(r.created),
             "CreatedAt": r.created,
-            "Size": svc.human_size(r.size),
+            "Size": human_size(r.size),
         }
         for r in rows
     ]
@@ -124,7 +125,7 @@ def history(ctx: Context, name: str, human: bool, no_trunc: bool, quiet: bool, f
                 "CreatedSince": svc.created_ago(r.created) if human else r.created,
                 "CreatedAt": r.created,
                 "CreatedBy": created_by if no_trunc else ellipsis(created_by, 45),
-                "Size": svc.human_size(r.size) if human else str(r.size),
+                "Size": human_size(r.size) if human else str(r.size),
                 "Comment": r.comment,
             }
         )
@@ -206,7 +207,6 @@ def image_prune(ctx: Context, all_images: bool, force: bool, filters: tuple[str,
     """Remove unused images."""
     import sys
 
-    from minidocker.image import images as svc
     from minidocker.image import prune as pruner
 
     parsed = pruner.parse_filters(list(filters))
@@ -223,4 +223,4 @@ def image_prune(ctx: Context, all_images: bool, force: bool, filters: tuple[str,
     report = pruner.prune_images(ctx.stores, all_images=all_images, filters=parsed)
     if report.deleted:
         click.echo("Deleted Images:\n" + "".join(line + "\n" for line in report.lines()))
-    click.echo(f"Total reclaimed space: {svc.human_size(report.reclaimed, 4)}")
+    click.echo(f"Total reclaimed space: {human_size(report.reclaimed, 4)}")

@@ -274,7 +274,8 @@ def exec_(
 ) -> None:
     """Execute a command in a running container."""
     from minidocker import cgroups
-    from minidocker.container.create import expand_env, no_new_privileges, read_env_file
+    from minidocker.container.create import expand_env, read_env_file
+    from minidocker.container.hostconfig import no_new_privileges
     from minidocker.container.lifecycle import NotRunning
     from minidocker.container.monitor import container_env
     from minidocker.errors import NotFound

@@ -390,8 +390,26 @@ def fast_main(argv: list[str]) -> bool:
 
         tr.to_stream(sys.stderr)
     ctx = Context(data_root=g["data_root"], exec_root=g["exec_root"], debug=g["debug"])
-    # (the monitor is forked in run_container once the container chapter is imported: forked
-    # before, it would import it again, in parallel on an idle host but costing ~20 ms of CPU
-    # on a busy one)
-    run_container(ctx, options(image, command, detach, kw))
+    # The monitor is forked once the modules it shares with us are imported (the container
+    # record, the stores: forked earlier it would import them again, ~20 ms of CPU) and before
+    # what only we need (the flags as RunOptions, the image service, create's half of the
+    # container chapter), which then loads beside its warm-up, the longer branch before `go`
+    # (benchmarks/README.md, "Round 3"). Nothing is opened yet: bad flags change nothing.
+    import minidocker.container.lifecycle  # noqa: F401 (loaded here, shared with the monitor)
+    from minidocker.container.prepare import fork_monitor
+
+    sys.stdout.flush()  # nothing buffered may be written twice
+    sys.stderr.flush()
+    prepared = fork_monitor(
+        lambda: ctx.runtime,
+        foreground=not detach,
+        stdin=not detach and kw["interactive"],
+        exec_root=os.path.abspath(ctx.exec_root),
+    )
+    try:
+        opts = options(image, command, detach, kw)
+    except BaseException:
+        prepared.cancel()
+        raise
+    run_container(ctx, opts, prepared)
     return True

@@ -355,7 +355,7 @@ def disk_usage(ctx: Context) -> DiskUsage:
 
 
 def _with_percent(reclaimable: int, total: int) -> str:
-    from minidocker.image.images import human_size
+    from minidocker.units import human_size
 
     if total > 0:
         return f"{human_size(reclaimable, 4)} ({reclaimable * 100 // total}%)"
@@ -366,7 +366,7 @@ def df_summary(du: DiskUsage) -> str:
     """The default ``system df`` table (cli/command/formatter/disk_usage.go's arithmetic; sizes
     with go-units' ``HumanSize``, 4 significant digits, like ``-v`` except a container's size)."""
     from minidocker.cli.output import tabwrite
-    from minidocker.image.images import human_size
+    from minidocker.units import human_size
 
     active_images = [i for i in du.images if i.containers]
     used = sum(i.size - i.shared for i in active_images)
@@ -392,7 +392,8 @@ def df_verbose(du: DiskUsage) -> str:
     """``system df -v``: one table per kind, as the docker CLI's verboseWrite prints them."""
     from minidocker.cli.containers import ContainerContext
     from minidocker.cli.output import tabwrite
-    from minidocker.image.images import created_ago, human_size, short_id
+    from minidocker.image.images import created_ago, short_id
+    from minidocker.units import human_size
 
     def table(rows: list[list[str]]) -> str:
         return tabwrite("\n".join("\t".join(r) for r in rows) + "\n")
@@ -477,7 +478,7 @@ def prune(ctx: Context, all_images: bool, force: bool, volumes: bool) -> None:
     """Remove unused data."""
     from minidocker.container.volumes import VolumeStore
     from minidocker.image import prune as pruner
-    from minidocker.image.images import human_size
+    from minidocker.units import human_size
 
     if not force:
         click.echo(

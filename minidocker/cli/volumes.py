@@ -141,7 +141,7 @@ def rm(ctx: Context, names: tuple[str, ...], force: bool) -> None:
 def prune(ctx: Context, force: bool, filters: tuple[str, ...]) -> None:
     """Remove all unused local volumes."""
     from minidocker.errors import InvalidInput
-    from minidocker.image.images import human_size
+    from minidocker.units import human_size
 
     labels = []
     for f in filters:

@@ -283,22 +283,3 @@ def _read_seccomp_file(so: str) -> str:
             f"compacting json for seccomp profile ({value}) failed: {e}", subject=value
         ) from None
     return "seccomp=" + json.dumps(profile, separators=(",", ":"), ensure_ascii=False)
-
-
-def seccomp_profile(hc: HostConfig) -> str:
-    """config.v2.json's ``SeccompProfile`` (daemon ``parseSecurityOpt``): "" for Docker's default,
-    "unconfined", or the profile's JSON. ``--privileged`` leaves it "" (it is unconfined anyway)."""
-    if not hc.security_opt:
-        return ""  # (without importing the namespaces chapter: the monitor does, meanwhile)
-    from minidocker.namespaces.seccomp import option
-
-    return option(hc.security_opt) or ""
-
-
-def no_new_privileges(hc: HostConfig) -> bool:
-    """``--security-opt no-new-privileges[=true|:true]``."""
-    for so in hc.security_opt or []:
-        key, _, value = so.replace(":", "=", 1).partition("=")
-        if key == "no-new-privileges":
-            return value in ("", "true")
-    return False

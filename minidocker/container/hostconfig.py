@@ -409,3 +409,22 @@ for _f in fields(HostConfig):
         _ZERO[_f.name] = False
 _ZERO["console_size"] = [0, 0]
 assert {a for _, a, _ in _FIELDS} == {f.name for f in fields(HostConfig)}, "HostConfig fields drift"
+
+
+def seccomp_profile(hc: HostConfig) -> str:
+    """config.v2.json's ``SeccompProfile`` (daemon ``parseSecurityOpt``): "" for Docker's default,
+    "unconfined", or the profile's JSON. ``--privileged`` leaves it "" (it is unconfined anyway)."""
+    if not hc.security_opt:
+        return ""  # (without importing the namespaces chapter: the monitor does, meanwhile)
+    from minidocker.namespaces.seccomp import option
+
+    return option(hc.security_opt) or ""
+
+
+def no_new_privileges(hc: HostConfig) -> bool:
+    """``--security-opt no-new-privileges[=true|:true]``."""
+    for so in hc.security_opt or []:
+        key, _, value = so.replace(":", "=", 1).partition("=")
+        if key == "no-new-privileges":
+            return value in ("", "true")
+    return False

@@ -33,14 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from minidocker import trace
-from minidocker.container.create import (
-    RunOptions,
-    container_config,
-    host_config,
-    no_new_privileges,
-    parse_signal,
-    seccomp_profile,
-)
+from minidocker.container.hostconfig import no_new_privileges, seccomp_profile
 from minidocker.container.prepare import Prepared
 from minidocker.container.state import ZERO_TIME, Container, now_rfc3339
 from minidocker.container.store import ContainerStore
@@ -58,6 +51,8 @@ from minidocker.storage.overlay2 import remove_tree
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
     from typing import Any
+
+    from minidocker.container.create import RunOptions
 
 EXIT_UNKNOWN = 255  # the monitor died and nobody saw the exit (containerd's "unknown" status)
 
@@ -293,8 +288,11 @@ class Runtime:
     def create(self, opts: RunOptions) -> tuple[Container, builtins.list[str]]:
         """``docker create``: config.v2.json, hostconfig.json and the RW layer. Returns the
         container and the warnings to print (Docker's resource warnings)."""
+        # (imported here, not at the top: `run` forks its monitor before it parses its flags into
+        # RunOptions, and the monitor needs neither this module's create half nor the image service)
         from minidocker import cgroups
         from minidocker.cgroups.resources import Resources
+        from minidocker.container.create import container_config, host_config
         from minidocker.image import images
 
         image_id = images.resolve(self.stores, opts.image)
@@ -473,6 +471,8 @@ class Runtime:
             x.has_been_manually_stopped = True
 
         c = self.update(c.id, manual)
+        from minidocker.container.create import parse_signal
+
         sig = parse_signal(c.config.get("StopSignal") or "SIGTERM")
         if timeout is None:
             st = c.config.get("StopTimeout")

@@ -162,7 +162,7 @@ def _launch(rt: Runtime, cid: str, io: _Stdio) -> _Launched:
     from minidocker import cgroups
     from minidocker.cgroups.resources import Resources
     from minidocker.container import etcfiles
-    from minidocker.container.create import no_new_privileges, seccomp_profile
+    from minidocker.container.hostconfig import no_new_privileges, seccomp_profile
     from minidocker.namespaces import Bind, ProcessSpec, default_namespaces, start
 
     c = rt.containers.load(cid)
@@ -367,7 +367,12 @@ def run(rt: Runtime, cid: str, report: socket.socket, *, foreground: bool, stdin
 
 
 def run_prepared(
-    runtime: Callable[[], Runtime], sock: socket.socket, *, foreground: bool, stdin: bool
+    runtime: Callable[[], Runtime],
+    sock: socket.socket,
+    *,
+    foreground: bool,
+    stdin: bool,
+    exec_root: str | None = None,
 ) -> NoReturn:
     """A monitor forked before the container exists (:mod:`minidocker.container.prepare`): it
     imports what a start needs and builds the default seccomp filter on the other core while the
@@ -378,7 +383,7 @@ def run_prepared(
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C is the CLI's: it closes the socket
         with contextlib.suppress(Exception):  # only a head start: the start itself redoes it
-            _warm(os.path.join(runtime().exec_root, "seccomp"))
+            _warm(os.path.join(exec_root or runtime().exec_root, "seccomp"))
         data = b""
         while not data.endswith(b"\n"):
             chunk = sock.recv(256)

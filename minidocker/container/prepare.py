@@ -1,7 +1,10 @@
 """A container's monitor forked ahead of time, so that its start-up work overlaps the CLI's.
 
-``run`` forks the monitor once the CLI has imported the container chapter, before ``create``.
-While the CLI creates the container (image, configs, init and writable layers), the monitor
+``run`` forks the monitor once the CLI has imported what both need (``container.lifecycle``:
+the container record, the stores), before it parses its flags (``fast_main``; the click path
+forks in ``run_container``, before ``create``). While the CLI imports the rest (flags as
+``RunOptions``, the image service) and creates the container (image, configs, init and writable
+layers), the monitor
 imports the start path (namespaces, json log, etc files), reads Docker's default seccomp filter
 (compiled on the first start into ``<exec-root>/seccomp/``) and waits; ``start`` then sends it
 the container's id (``go <id>``) and it goes on as a monitor forked there would::
@@ -14,8 +17,9 @@ the container's id (``go <id>``) and it goes on as a monitor forked there would:
         raise
     handle = rt.start(c, foreground=True, prepared=prepared)
 
-On two cores this takes the monitor's imports (~10 ms) off the critical path. (Forking before the CLI's own imports was tried: both processes then import the container
-chapter, ~20 ms of CPU more, a loss whenever the other core is busy.) The monitor holds nothing
+On two cores this takes the monitor's imports (~10 ms) off the critical path. (Forking before
+the CLI's own imports was tried, twice: both processes then import the container chapter, ~20 ms
+of CPU more, a loss whenever the other core is busy.) The monitor holds nothing
 before ``go`` (no lock, no file of the data root), so ``cancel`` may simply kill it, and it exits
 by itself when the CLI's end of the socket closes.
 """
@@ -57,9 +61,13 @@ class Prepared:
             os.waitpid(self.pid, 0)
 
 
-def fork_monitor(runtime: Callable[[], Runtime], *, foreground: bool, stdin: bool) -> Prepared:
+def fork_monitor(
+    runtime: Callable[[], Runtime], *, foreground: bool, stdin: bool, exec_root: str | None = None
+) -> Prepared:
     """Fork the monitor of a container about to be created; ``runtime()`` is called in the
-    monitor (its exec root holds the compiled seccomp filter; then the start once the id arrives).
+    monitor once the id arrives (not before: opening the stores creates the data root, and the
+    flags may still prove bad). Its exec root (``exec_root``, else ``runtime().exec_root``) holds
+    the compiled seccomp filter the monitor reads while it waits.
     Flush buffered output first (the child inherits the buffers). Also starts the CLI's cgroup
     warm-up (``cgroups.warm.Warmer``), which ``Runtime.start`` or :meth:`Prepared.cancel` stops."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -68,7 +76,7 @@ def fork_monitor(runtime: Callable[[], Runtime], *, foreground: bool, stdin: boo
         ours.close()
         from minidocker.container import monitor
 
-        monitor.run_prepared(runtime, theirs, foreground=foreground, stdin=stdin)
+        monitor.run_prepared(runtime, theirs, foreground=foreground, stdin=stdin, exec_root=exec_root)
     theirs.close()
     prepared = Prepared(pid, ours)
     # the first cgroup.procs write waits for an RCU grace period holding cgroup_mutex: paid now,

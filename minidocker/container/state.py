@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from minidocker import gojson
 from minidocker.container.hostconfig import HostConfig, PortMap, port_map_from_go, port_map_to_go
 from minidocker.image.config import container_config, normalize_container_config
-from minidocker.image.images import human_duration
+from minidocker.units import human_duration
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:

@@ -27,18 +27,15 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from minidocker import units
+
 BAR_WIDTH = 50
-UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 BAR_INTERVAL = 0.1  # seconds between redraws of one layer's bar
 
 
 def human_size(n: float) -> str:
     """go-units ``HumanSize``: 4 significant digits, decimal units (``12.35MB``, ``512B``)."""
-    i = 0
-    while n >= 1000 and i < len(UNITS) - 1:
-        n /= 1000.0
-        i += 1
-    return f"{n:.4g}{UNITS[i]}"
+    return units.human_size(n, 4)
 
 
 def bar_text(current: int, total: int) -> str:

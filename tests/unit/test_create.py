@@ -11,11 +11,11 @@ from minidocker.container.create import (
     container_config,
     expand_env,
     host_config,
-    no_new_privileges,
     parse_restart_policy,
     parse_signal,
     read_env_file,
 )
+from minidocker.container.hostconfig import no_new_privileges
 from minidocker.errors import InvalidInput
 
 IMAGE = {

@@ -270,7 +270,8 @@ def test_allow_by_default_profile() -> None:
 
 # -- what create records --------------------------------------------------------------------------
 def test_create_reads_the_profile_file_like_the_docker_cli(tmp_path: Any) -> None:
-    from minidocker.container.create import RunOptions, host_config, seccomp_profile
+    from minidocker.container.create import RunOptions, host_config
+    from minidocker.container.hostconfig import seccomp_profile
 
     path = tmp_path / "p.json"
     path.write_text('{\n  "defaultAction": "SCMP_ACT_ALLOW",\n  "syscalls": []\n}\n')
