@@ -22,7 +22,10 @@ Everything is measured side by side in one run, on one scratch dir::
   added). runc does no storage (no overlay mount, no layer) and no json log: it is the floor.
 
 Each iteration: ``sync``, wait until dockerd and containerd are idle, then one run of each,
-interleaved docker, minidocker, runc (drift hits all alike). Warm-up runs go first, untimed.
+interleaved (drift hits all alike), back to back, in an order that rotates from one iteration to
+the next: what a command leaves to finish after it returns (Docker's shim and daemon winding
+down, the kernel releasing a removed cgroup or network namespace) falls on each contender alike.
+Warm-up runs go first, untimed.
 Reported: median/min/max wall time, CPU, ratios of medians, and PASS/FAIL against the goals.
 
 Memory: ``minidocker run -d --network none busybox sleep 1000`` and the same ``docker run -d``;
@@ -42,6 +45,7 @@ import tarfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import _common as c
 from _common import BenchError
@@ -269,9 +273,16 @@ def run(iterations: int, warmup: int, log: Callable[[str], None] = print) -> boo
         for i in range(iterations):
             c.sync()
             c.wait_idle(k.daemon_pids, window=0.25, quiet_windows=2, timeout=10)
-            d, daemon_cpu = docker_once(k)
-            m = minidocker_once(k)
-            r = runc_once(k, warmup + i)
+            got: dict[str, Any] = {}
+            order = ["docker", "minidocker", "runc"]
+            for name in order[i % 3 :] + order[: i % 3]:
+                if name == "docker":
+                    got[name] = docker_once(k)
+                elif name == "minidocker":
+                    got[name] = minidocker_once(k)
+                else:
+                    got[name] = runc_once(k, warmup + i)
+            (d, daemon_cpu), m, r = got["docker"], got["minidocker"], got["runc"]
             for series, one, extra in ((docker, d, daemon_cpu), (md, m, 0.0), (runc, r, 0.0)):
                 series.walls.append(one.wall)
                 series.cpu.append(one.user + one.sys + extra)
