@@ -102,6 +102,25 @@ def test_the_monitor_s_start_path_imports_no_typing_either() -> None:
     assert out.strip() == "[]"
 
 
+def test_what_the_cli_loads_before_forking_the_monitor_leaves_out_its_own_half() -> None:
+    """``fast_main`` forks the monitor once ``container.lifecycle`` is imported; the modules only
+    the CLI needs (flags as RunOptions, the image service, the reference grammar) must load after
+    the fork, beside the monitor's warm-up, and the monitor's own path must not pull them in."""
+    mods = [
+        "minidocker.cli.main",
+        "minidocker.cli.runcore",
+        "minidocker.cli.context",
+        "minidocker.container.lifecycle",
+        "minidocker.container.monitor",
+        "minidocker.container.etcfiles",
+        "minidocker.namespaces.process",
+    ]
+    cli_only = {"minidocker.container.create", "minidocker.image.images", "minidocker.image.reference"}
+    code = f"import sys; import {', '.join(mods)}; print(sorted({cli_only!r} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_dataclasses_still_work_and_inspect_is_the_real_module_afterwards() -> None:
     code = (
         "import sys, minidocker, dataclasses\n"
