@@ -188,12 +188,22 @@ def _error(message: str, code: int) -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: run the CLI, turning our errors into one stderr line and Docker's exit codes."""
+    import gc
+
     from minidocker.cli import runcore
     from minidocker.errors import MinidockerError
 
+    # `run`'s fast path allocates while it starts (imports, configs) and then only waits: the
+    # cyclic collector finds nothing to free there, but walks the young objects again and again
+    # during the imports (~5 ms of CPU per run, the forked monitor's included; the wall time on
+    # an idle VM moved within noise: benchmarks/README.md "Round 3"). Off for that path; its
+    # monitor turns it back on once the container runs (monitor._supervise), and every other
+    # verb keeps it.
+    gc.disable()
     try:
         if runcore.fast_main(sys.argv[1:] if argv is None else list(argv)):
             return None
+        gc.enable()
         import click
 
         try:

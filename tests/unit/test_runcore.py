@@ -170,3 +170,28 @@ def test_a_bad_flag_value_ends_the_monitor_forked_ahead(
         runcore.fast_main(["run", "--network", "none", "-m", "64x", "busybox", "true"])
     assert _children() == before  # the monitor forked ahead is gone (and reaped)
     assert not (tmp_path / "data").exists()
+
+
+def test_the_fast_path_runs_without_the_cyclic_collector_and_the_rest_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``main`` turns the collector off for ``run``'s fast path (its monitor turns it on again once
+    the container runs) and back on before any other verb goes to click."""
+    import contextlib
+    import gc
+
+    seen: list[bool] = []
+
+    def fast(argv: list[str]) -> bool:
+        seen.append(gc.isenabled())
+        return argv[0] == "run"
+
+    monkeypatch.setattr(runcore, "fast_main", fast)
+    try:
+        main.main(["run", "busybox"])
+        assert seen == [False]
+        with contextlib.suppress(SystemExit):
+            main.main(["--version"])
+        assert seen == [False, False] and gc.isenabled()
+    finally:
+        gc.enable()
