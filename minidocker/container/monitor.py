@@ -557,11 +557,12 @@ def _supervise(
         trace.emit(f"container {cid[:12]} running as pid {launched.pid}")
         _report(report, f"ok {launched.pid}", [master] if master is not None and attached else None)
         report = None
-        # The collector was off in `run`'s CLI while it started us (cli/main.py), and we may run
-        # for days: on again, for what we allocate from now on. Freeze first: the ~100k objects
-        # of the imports would otherwise make its first young collection a full walk (~3 ms).
-        gc.freeze()
-        gc.enable()
+        if not gc.isenabled():
+            # Off in `run`'s CLI while it started us (cli/main.py), and we may run for days: on
+            # again, for what we allocate from now on. Freeze first (once: frozen objects are never
+            # collected), or the ~100k objects of the imports make its first collection a full walk.
+            gc.freeze()
+            gc.enable()
         if first and not foreground:
             _detach_stdio()
         if not attached:  # nobody to copy to: the rest runs in a lean interpreter (container.pump)
