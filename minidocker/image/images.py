@@ -49,7 +49,7 @@ def short_id(image_id: str) -> str:
     return image_id.removeprefix("sha256:")[:12]
 
 
-# -- human formatting (go-units): minidocker.units, kept importable from here
+# -- human formatting (go-units in minidocker.units) -------------------------------------------
 def created_ago(created: str) -> str:
     try:
         ns = gojson.parse_rfc3339(created)
