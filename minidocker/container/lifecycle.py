@@ -113,15 +113,19 @@ class Runtime:
         return [self.reconcile(c) for c in self.containers.list()]
 
     def update(
-        self, container_id: str, change: Callable[[Container], None], *, sync: bool = True
+        self,
+        container_id: str,
+        change: Callable[[Container], None],
+        *,
+        sync: bool | Callable[[Container], bool] = True,
     ) -> Container:
         """Read-modify-write config.v2.json under the data-root lock (the monitor and the CLI both
-        write it: each change starts from what is on disk, so none is lost). ``sync``: see
-        :meth:`ContainerStore.save`."""
+        write it: each change starts from what is on disk, so none is lost). ``sync`` (see
+        :meth:`ContainerStore.save`) may be decided from the changed record."""
         with self.stores.lock.held():
             c = self.containers.load(container_id)
             change(c)
-            self.containers.save(c, sync=sync)
+            self.containers.save(c, sync=sync(c) if callable(sync) else sync)
         return c
 
     # -- the monitor's lock -----------------------------------------------------------------------

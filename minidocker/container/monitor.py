@@ -535,9 +535,7 @@ def _supervise(
 
     while True:
         attached = first and foreground
-        loaded = rt.containers.load(cid)
-        auto_remove = bool(loaded.host_config.auto_remove)  # fixed at create (--rm)
-        io = _stdio(loaded, foreground=attached, stdin=attached and stdin)
+        io = _stdio(rt.containers.load(cid), foreground=attached, stdin=attached and stdin)
         master = None
         try:
             launched = _launch(rt, cid, io)
@@ -576,7 +574,6 @@ def _supervise(
                 log_path,
                 first=first,
                 foreground=foreground,
-                auto_remove=auto_remove,
             )
             log = JsonLogWriter(log_path)  # the exec failed: go on here
         try:
@@ -590,7 +587,6 @@ def _supervise(
             [*io.outputs, *io.keep],
             first=first,
             foreground=foreground,
-            auto_remove=auto_remove,
         )
         if not again:
             return code
@@ -606,11 +602,10 @@ def resume(
     *,
     first: bool,
     foreground: bool,
-    auto_remove: bool = False,
 ) -> int:
     """The monitor after :func:`minidocker.container.pump.main` saw the container's output close:
     its exit, then a restart (the usual loop) or the teardown. Returns the monitor's exit code."""
-    again, code = _after_exit(rt, cid, pid, fds, first=first, foreground=foreground, auto_remove=auto_remove)
+    again, code = _after_exit(rt, cid, pid, fds, first=first, foreground=foreground)
     if not again:
         return code
     return _supervise(rt, cid, None, lock_fd, foreground=foreground, stdin=False, first=False)
@@ -626,7 +621,6 @@ def _exec_lean(
     *,
     first: bool,
     foreground: bool,
-    auto_remove: bool,
 ) -> None:
     """Replace this process (forked from the CLI, with all its modules) by a fresh interpreter that
     only pumps (container.pump): the same pid, children, flock and pipes. Returns only on failure."""
@@ -650,7 +644,6 @@ def _exec_lean(
         "log_path": log_path,
         "first": first,
         "foreground": foreground,
-        "auto_remove": auto_remove,
     }
     code = f"import sys; sys.path[:0] = [{root!r}]; from minidocker.container.pump import main; main()"
     argv = [sys.executable, "-s", "-S", "-c", code, json.dumps(state)]
@@ -663,7 +656,7 @@ def _exec_lean(
 
 
 def _after_exit(
-    rt: Runtime, cid: str, pid: int, fds: list[int], *, first: bool, foreground: bool, auto_remove: bool
+    rt: Runtime, cid: str, pid: int, fds: list[int], *, first: bool, foreground: bool
 ) -> tuple[bool, int]:
     """Reap the container, record its exit; then (True, code) when the restart policy starts it
     again (after the back-off), or (False, code) once it is torn down (or removed: ``--rm``)."""
@@ -676,9 +669,9 @@ def _after_exit(
     for fd in fds:
         with contextlib.suppress(OSError):
             os.close(fd)
-    # --rm without a restart policy: the record is removed in a moment, so its "exited" state is
-    # written without an fsync (~1 ms on the path to the CLI's exit); with a policy it may live on
-    c = rt.update(cid, _exited(code, oom), sync=not auto_remove)
+    # --rm (never restarted): the record is removed in a moment, so its "exited" state is written
+    # without an fsync (~1 ms on the path to the CLI's exit)
+    c = rt.update(cid, _exited(code, oom), sync=lambda x: not x.host_config.auto_remove)
     trace.emit(f"container {cid[:12]} exited with {code}{' (OOM killed)' if oom else ''}")
     again = _should_restart(c, code)
     if again:

@@ -123,7 +123,6 @@ def main() -> NoReturn:
             a["lock_fd"],
             first=a["first"],
             foreground=a["foreground"],
-            auto_remove=a.get("auto_remove", False),
         )
     except BaseException:  # noqa: BLE001 (like monitor.run: never die with a traceback on nobody's stderr)
         if os.environ.get("MINIDOCKER_DEBUG"):
