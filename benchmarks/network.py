@@ -12,12 +12,15 @@ bridge comes up with its first container and goes a grace period (``$MINIDOCKER_
 2 s by default) after its last one (chapter 6, ``minidocker.network.reaper``). Three cases:
 
 * **repeated run --rm** (the goal): each ``run --rm`` finds the bridge its predecessor left
-  lingering, which is what a user running containers one after another gets, and what Docker's
-  difference is measured on (its bridge is up). The loop's other steps (``sync``, the idle wait, the
-  three other runs) put 1-3 s between two minidocker bridge runs, so this phase runs with the grace
-  period at 10 s: every measured run reuses the lingering bridge, none races its reaper.
-* **bridge up**: a detached container keeps the default bridge up (as dockerd keeps docker0): the
-  per-container work without any reaper in play (reported, with the same goal line).
+  lingering, and the netlink helper with it (pyroute2 imported: ``minidocker.network.helper``),
+  which is what a user running containers one after another gets, and what Docker's difference
+  is measured on (its bridge is up, its daemon warm). The loop's other steps (``sync``, the idle
+  wait, the three other runs) put 1-3 s between two minidocker bridge runs, so this phase runs
+  with the grace period at 10 s: every measured run reuses the lingering bridge and helper, none
+  races the reaper.
+* **bridge up**: a detached container keeps the default bridge up (as dockerd keeps docker0), the
+  grace period is 0: the per-container work without any reaper in play and with a cold helper
+  (each run forks one that imports pyroute2 beside the run; reported, with the same goal line).
 * **first container** (``$MINIDOCKER_BRIDGE_LINGER=0``): nothing lingers and nothing stays, so every
   run brings the Linux bridge and its iptables rules up and takes them down again in line: the
   behaviour before the grace period, the worst case (reported, for information).

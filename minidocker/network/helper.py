@@ -8,20 +8,39 @@ imports pyroute2 while the CLI imports the run path, creates the container and f
 and the monitor mounts the overlay and sets up the cgroups; then the monitor hands it the netlink
 work and waits for the answer::
 
-    helper.start()                          # CLI, `run` on a bridge network: fork, child imports
+    helper.start()                          # CLI, `run` on a bridge network: connect to a warm
+                                            # helper, or fork one (the child imports)
     ...                                     # the rest of `run`, in parallel
     helper.call("plug", pid, "mdbr0", ...)  # monitor: netlink.plug(...) runs in the helper (or
                                             # here, if no helper was started or it is gone)
 
-Requests are ``[number, function, args, kwargs]`` in JSON over a ``SOCK_SEQPACKET`` pair (one
-message each way), answers ``{"id": number, "ok": result, "trace": [...]}`` or ``{"id": number,
-"err": message, ...}``: only the functions in :data:`CALLS`, only plain values. :func:`submit`
-sends without waiting (:meth:`Pending.result` waits), so the caller's own work can overlap. The trace events of the work travel back and are
-emitted by the caller, so ``--trace`` reads in order.
+Requests are ``[number, function, args, kwargs, linger]`` in JSON over a ``SOCK_SEQPACKET``
+connection (one message each way), answers ``{"id": number, "ok": result, "trace": [...]}`` or
+``{"id": number, "err": message, ...}``: only the functions in :data:`CALLS`, only plain values.
+:func:`submit` sends without waiting (:meth:`Pending.result` waits), so the caller's own work can
+overlap. The trace events of the work travel back and are emitted by the caller, so ``--trace``
+reads in order.
 
-Lifetime: the helper dies with the CLI that forked it (``PR_SET_PDEATHSIG``), and exits when the
-last holder of the other end closes it (the monitor's lean re-exec closes it: it is
-close-on-exec). It never holds a lock (it is forked before any), never touches the data root.
+Kept warm: the helper also listens on an abstract unix socket (:func:`address`: the protocol and
+this installation's path, so two checkouts never share one) and serves every ``run`` that connects,
+one request at a time, until nothing has been connected for the default bridge's grace period
+(``$MINIDOCKER_BRIDGE_LINGER``, 2 s; :mod:`minidocker.network.reaper`) as the last process to let
+go saw it (each request carries it: ``linger``). Containers run one after another then import
+pyroute2 once, not once each: :func:`start` connects to a warm helper when there is one and forks
+only when there is none, and a process that never called it (a detached container's monitor, the
+reaper, ``network create``) looks for one at its first call. dockerd keeps its netlink warm for its
+whole life; this keeps it warm while it is being used.
+
+An abstract socket has no file permissions, so both ends check the other (``SO_PEERCRED``,
+:func:`_trusted`): the helper serves only its own user (root) in its own pid and mount
+namespaces, and a client talks only to such a helper, never to another user's socket squatting
+on the name. A helper that finds the name taken (a live helper; or the first of concurrent runs
+won it) serves its own CLI only, as it did before it listened.
+
+Lifetime: until it listens, the helper dies with the CLI that forked it (``PR_SET_PDEATHSIG``).
+It exits when the last holder of a connection closes it (the monitor's lean re-exec closes its
+copy: it is close-on-exec) and, listening, once the grace period has passed with no new one. It
+never holds a lock (it is forked before any), never touches the data root.
 """
 
 from __future__ import annotations
@@ -37,6 +56,7 @@ from minidocker import trace
 from minidocker.errors import MinidockerError
 
 CALLS = frozenset({"plug", "ensure_bridge", "delete_link", "link_exists"})
+PROTOCOL = "1"  # in the socket's name: a helper of another protocol is never asked
 
 _sock: socket.socket | None = None
 _pid = 0
@@ -50,6 +70,10 @@ def start() -> None:
     if _sock is not None:
         return
     _reap()
+    warm = connect()
+    if warm is not None:  # a helper is warm (another run's): no fork, no pyroute2 import
+        _sock, _pid = warm, 0
+        return
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     parent = os.getpid()
     pid = os.fork()
@@ -68,6 +92,50 @@ def start() -> None:
 
 def running() -> bool:
     return _sock is not None
+
+
+def address() -> str:
+    """The abstract socket's name (a leading NUL: no file, gone with the last process holding
+    it): the protocol and this installation's directory, so only the same code answers."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    name = f"\0minidocker-netlink/{PROTOCOL}/{here}"
+    if len(name) > 107:  # sun_path is 108 bytes
+        import zlib
+
+        name = f"\0minidocker-netlink/{PROTOCOL}/{zlib.crc32(here.encode()):08x}"
+    return name
+
+
+def _trusted(sock: socket.socket) -> bool:
+    """The process at the other end (``SO_PEERCRED``) is our user's and sees the same pids and
+    mounts as we do: a request names a container by its pid, which must mean the same process on
+    both sides (a ``run`` in a nested pid namespace sharing the host's network would otherwise
+    reach the host's helper with a pid of its own)."""
+    import struct
+
+    pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    if uid != os.geteuid() or pid <= 0:  # (0: the peer is in an ancestor pid namespace)
+        return False
+    try:
+        return all(
+            os.readlink(f"/proc/{pid}/ns/{n}") == os.readlink(f"/proc/self/ns/{n}") for n in ("pid", "mnt")
+        )
+    except OSError:
+        return False
+
+
+def connect() -> socket.socket | None:
+    """A connection to the warm helper, or None (there is none, or the name is held by a process
+    of another user or namespace: an abstract socket has no permissions, so the peer is checked)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        s.connect(address())
+        if not _trusted(s):
+            raise OSError(f"the socket {address()[1:]!r} is not a helper of ours")
+    except OSError:
+        s.close()
+        return None
+    return s
 
 
 _done: list[int] = []  # released helpers, reaped when they have exited
@@ -133,6 +201,23 @@ class Pending:
         return getattr(netlink, self.name)(*self.args, **self.kwargs)
 
 
+def _linger() -> float:
+    """How long a listening helper stays after this process's connection closes: the default
+    bridge's grace period, as this process sees it (a request carries it)."""
+    from minidocker.network.reaper import linger_seconds
+
+    return linger_seconds()
+
+
+_looked = False  # submit() without start(): a warm helper was looked for already
+
+
+def _look() -> None:
+    global _sock, _looked
+    _looked = True
+    _sock = connect()
+
+
 def submit(name: str, *args: Any, **kwargs: Any) -> Pending:
     """Send ``netlink.<name>(...)`` to the helper and return at once; :meth:`Pending.result`
     waits for it (and runs it here if there is no helper). Lets kernel waits overlap: the
@@ -141,10 +226,12 @@ def submit(name: str, *args: Any, **kwargs: Any) -> Pending:
     if name not in CALLS:
         raise ValueError(f"not a helper call: {name}")
     seq = 0
+    if _sock is None and not _looked:  # once per process: the work goes to a warm helper if any
+        _look()
     if _sock is not None:
         _seq += 1
         with contextlib.suppress(OSError):
-            _sock.send(json.dumps([_seq, name, args, kwargs]).encode())
+            _sock.send(json.dumps([_seq, name, args, kwargs, _linger()]).encode())
             seq = _seq
     return Pending(name, args, kwargs, seq)
 
@@ -173,25 +260,108 @@ def _serve(sock: socket.socket, parent: int) -> None:
         os.dup2(devnull, fd)
     if devnull > 2:
         os.close(devnull)
+    # Listen before importing: a `run` that starts meanwhile queues its requests here instead of
+    # forking a helper of its own that imports pyroute2 on the same two cores.
+    listener = _listen()
+    if listener is not None:
+        ns.set_pdeathsig(0)  # serving other runs now: outlive the one that forked us
+        os.chdir("/")  # and hold no directory of theirs (an unmount would find it busy)
+    gc.disable()  # no collection passes over the ~190 modules it imports
     from minidocker.network import netlink
 
-    gc.disable()  # a short life: no collection passes over the ~190 modules it imports
     netlink.warm()  # the point of this process: pyroute2 imported, the host socket open
-    while True:
-        data = sock.recv(1 << 16)
-        if not data:
-            return
-        seq, name, args, kwargs = json.loads(data)
-        answer: dict[str, Any]
-        with trace.capture() as events:
+    gc.freeze()  # (what is there now lives as long as we do)
+    gc.enable()
+    _loop(sock, listener)
+
+
+def _listen() -> socket.socket | None:
+    """The warm helper's socket, or None if the name is taken (by a live helper: an abstract
+    name is released with its last holder, so there is no stale one to clean up)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        listener.bind(address())
+        listener.listen(64)
+    except OSError:
+        listener.close()
+        return None
+    return listener
+
+
+class _Client:
+    """One connection: its socket, the note its first answer carries, its grace period."""
+
+    __slots__ = ("linger", "note", "sock")
+
+    def __init__(self, sock: socket.socket, note: str, linger: float) -> None:
+        self.sock, self.note, self.linger = sock, note, linger
+
+
+def _loop(first: socket.socket, listener: socket.socket | None) -> None:
+    """Answer requests on every connection, one at a time, until none is left and (listening)
+    none came for the grace period of the run that closed the last one."""
+    import select
+    import time
+
+    poller = select.poll()
+    clients = {first.fileno(): _Client(first, "forked by this run", _linger())}
+    poller.register(first, select.POLLIN)
+    if listener is not None:
+        poller.register(listener, select.POLLIN)
+    deadline = 0.0
+    while clients or listener is not None:
+        timeout = None if clients else max(0.0, deadline - time.monotonic()) * 1000
+        events = poller.poll(timeout)
+        if not events and not clients:
+            return  # idle for the grace period (exiting releases the name)
+        for fd, _ in events:
+            if listener is not None and fd == listener.fileno():
+                with contextlib.suppress(OSError):
+                    conn, _ = listener.accept()
+                    if not _trusted(conn):  # only our own user's runs, in our namespaces
+                        conn.close()
+                        continue
+                    clients[conn.fileno()] = _Client(conn, "warm: pyroute2 imported before this run", 0.0)
+                    poller.register(conn, select.POLLIN)
+                continue
+            client = clients[fd]
             try:
-                if name not in CALLS:
-                    raise MinidockerError(f"not a helper call: {name}", subject=name)
-                answer = {"ok": getattr(netlink, name)(*args, **kwargs)}
-            except MinidockerError as e:
-                answer = {"err": str(e), "subject": e.subject or name}
-            except Exception as e:  # noqa: BLE001 (reported to the caller)
-                answer = {"err": f"{name}: {e}", "subject": name}
-        answer["trace"] = events
-        answer["id"] = seq
-        sock.send(json.dumps(answer).encode())
+                data = client.sock.recv(1 << 16)
+            except OSError:
+                data = b""
+            if data:
+                try:
+                    answer, client.linger = _answer(data, client.note)
+                except (ValueError, TypeError):  # not a request of this protocol: drop the sender
+                    data = b""
+            if data:
+                client.note = ""
+                with contextlib.suppress(OSError):
+                    client.sock.send(answer)
+                continue
+            poller.unregister(fd)
+            client.sock.close()
+            del clients[fd]
+            deadline = time.monotonic() + client.linger
+
+
+def _answer(data: bytes, note: str) -> tuple[bytes, float]:
+    """The answer to one request, and the grace period its sender asked for."""
+    seq, name, args, kwargs, linger = json.loads(data)
+    from minidocker.network import netlink
+
+    answer: dict[str, Any]
+    with trace.capture() as events:
+        if note:  # the connection's first answer says which helper served it
+            trace.emit(f"netlink helper {os.getpid()}: {note}")
+        try:
+            if name not in CALLS:
+                raise MinidockerError(f"not a helper call: {name}", subject=name)
+            answer = {"ok": getattr(netlink, name)(*args, **kwargs)}
+        except MinidockerError as e:
+            answer = {"err": str(e), "subject": e.subject or name}
+        except Exception as e:  # noqa: BLE001 (reported to the caller)
+            answer = {"err": f"{name}: {e}", "subject": name}
+    answer["trace"] = events
+    answer["id"] = seq
+    return json.dumps(answer).encode(), float(linger)

@@ -165,3 +165,72 @@ def test_trace_narrates_the_reaper(lmd: Any, host: Any) -> None:
         assert hits, f"no {pattern!r} after line {at}:\n" + "\n".join(lines[at:])
         at = hits[0] + 1
     assert not host.interface(bridge).exists  # the stream ended with the reaper
+
+
+# -- the netlink helper stays warm as the bridge does (minidocker.network.helper) ----------------
+def _helpers_listening(host: Any) -> list[str]:
+    from minidocker.network.helper import address
+
+    return [line for line in host.run("ss -xlpH").stdout.splitlines() if f"@{address()[1:]} " in line]
+
+
+def test_the_netlink_helper_stays_warm_for_the_next_run(lmd: Any, host: Any) -> None:
+    """The helper a `run` forked (pyroute2 imported) serves the next `run` within the grace
+    period, and goes once the period has passed without one."""
+    _until(lambda: not _helpers_listening(host), 15, "an earlier test's helper to go")
+    env = {ENV: "2"}
+    cmd = ("run", "--rm", "busybox", "ip", "-o", "-4", "addr", "show", "eth0")
+    lmd.ok(*cmd, env=env)  # (not traced: under --trace the command would wait for the reaper)
+    listening = _helpers_listening(host)
+    assert listening, "the helper went with its run"
+    pid = re.findall(r"pid=(\d+)", listening[0])[0]
+    second = lmd(*cmd, env=env, trace=True)
+    lines = _trace(second)
+    assert f"netlink helper {pid}: warm: pyroute2 imported before this run" in lines, lines
+    assert not [x for x in lines if x.endswith("forked by this run")], lines
+    assert re.search(r"inet \d+\.\d+\.\d+\.\d+/\d+", second.stdout), second.stdout  # eth0 wired by it
+    _until(lambda: not _helpers_listening(host), 10, "the helper to go after the grace period")
+    _until(lambda: host.run(f"ps -o stat= -p {pid} | grep -v Z").rc != 0, 5, "the helper to exit")
+
+
+IMPOSTOR = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind("\\0" + sys.argv[1])
+s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    c.settimeout(2)
+    try:
+        print("got", len(c.recv(65536)), flush=True)
+    except OSError:
+        print("nothing", flush=True)
+"""
+
+
+def test_a_socket_of_another_user_on_the_helpers_name_is_not_used(lmd: Any, host: Any) -> None:
+    """An abstract socket has no permissions: any user can bind the helper's name first. A run
+    then checks the peer (SO_PEERCRED), sends it nothing, and forks a helper of its own."""
+    import pathlib
+    import shutil
+    import tempfile
+
+    from minidocker.network.helper import address
+
+    _until(lambda: not _helpers_listening(host), 15, "an earlier test's helper to go")
+    where = pathlib.Path(tempfile.mkdtemp(prefix="mdtest-impostor."))  # (nobody must read the script)
+    where.chmod(0o755)
+    script, log = where / "impostor.py", where / "impostor.log"
+    script.write_text(IMPOSTOR)
+    script.chmod(0o644)
+    host.run(f"runuser -u nobody -- python3 {script} {helpers.q(address()[1:])} > {log} 2>&1 &")
+    try:
+        _until(lambda: log.exists() and "ready" in log.read_text(), 10, "the impostor to listen")
+        lines = _trace(lmd("run", "--rm", "busybox", "ip", "-o", "-4", "addr", "show", "eth0", trace=True))
+        assert [x for x in lines if re.match(r"^netlink helper \d+: forked by this run$", x)], lines
+        time.sleep(0.3)
+        assert not re.search(r"got [1-9]", log.read_text()), log.read_text()  # not a byte was sent to it
+    finally:
+        host.run(f"pkill -u nobody -f {script}")
+        shutil.rmtree(where, ignore_errors=True)

@@ -3,8 +3,10 @@ helper's protocol (a fake netlink module stands in for the kernel)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -146,6 +148,25 @@ class FakeNetlink:
         raise MinidockerError(f"delete {name}: no such device", subject=name)
 
 
+@pytest.fixture(autouse=True)
+def own_address(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A socket name of this test's own: a real helper on this host is never asked (nor are we)."""
+    name = f"\0minidocker-netlink-test/{os.getpid()}/{os.urandom(4).hex()}"
+    monkeypatch.setattr(helper, "address", lambda: name)
+    monkeypatch.setattr(helper, "_looked", False)
+    monkeypatch.setenv("MINIDOCKER_BRIDGE_LINGER", "0")
+    return name
+
+
+def _exited(pid: int, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 @pytest.fixture
 def fake_helper(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNetlink]:
     import minidocker.network as pkg
@@ -164,7 +185,11 @@ def test_helper_runs_calls_and_forwards_trace_and_errors(fake_helper: FakeNetlin
     with trace.capture() as events:
         assert helper.call("link_exists", "br0") is True
         assert helper.call("link_exists", "nope") is False
-    assert events == ["RTM_GETLINK br0", "RTM_GETLINK nope"]
+    assert events == [
+        f"netlink helper {helper._pid}: forked by this run",
+        "RTM_GETLINK br0",
+        "RTM_GETLINK nope",
+    ]
     assert fake_helper.calls == []  # the work ran in the helper process, not here
     with pytest.raises(MinidockerError, match="delete veth1: no such device"):
         helper.call("delete_link", "veth1")
@@ -178,6 +203,58 @@ def test_an_uncollected_answer_is_skipped(fake_helper: FakeNetlink) -> None:
     assert second.result() is False
     assert first.seq < second.seq
     assert helper.call("link_exists", "br0") is True
+
+
+def test_a_warm_helper_serves_the_next_run_then_lingers(
+    fake_helper: FakeNetlink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper one `run` forked listens: the next connects instead of forking (no pyroute2
+    import), its first answer says so; the helper stays for the grace period the last one asked."""
+    monkeypatch.setenv("MINIDOCKER_BRIDGE_LINGER", "30")
+    with trace.capture() as events:
+        assert helper.call("link_exists", "br0") is True
+    forked = helper._pid
+    assert forked and events[0] == f"netlink helper {forked}: forked by this run"
+    helper.release()  # that run is over; with 30 s asked, the helper stays
+    assert not _exited(forked, 0.3)
+    helper.start()  # the next run
+    assert helper.running() and helper._pid == 0  # connected, not forked
+    monkeypatch.setenv("MINIDOCKER_BRIDGE_LINGER", "0.2")  # and this one asks for 0.2 s
+    with trace.capture() as events:
+        assert helper.call("link_exists", "nope") is False
+    assert events == [f"netlink helper {forked}: warm: pyroute2 imported before this run", "RTM_GETLINK nope"]
+    helper.release()
+    assert _exited(forked, 5), "the helper outlived the grace period its last client asked for"
+    helper._done.clear()  # (reaped here)
+    assert helper.connect() is None  # and its name went with it
+
+
+def test_without_a_grace_period_the_helper_goes_with_its_run(fake_helper: FakeNetlink) -> None:
+    assert helper.call("link_exists", "br0") is True
+    forked = helper._pid
+    helper.release()
+    assert _exited(forked, 5)
+    helper._done.clear()
+
+
+def test_a_helper_of_another_user_is_not_trusted(
+    fake_helper: FakeNetlink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert helper.call("link_exists", "br0") is True  # (the helper is up)
+    assert helper.connect() is not None  # it listens, and is ours
+    monkeypatch.setattr(os, "geteuid", lambda: 12345)  # now we are someone else
+    assert helper.connect() is None
+
+
+def test_a_malformed_request_drops_its_sender_only(fake_helper: FakeNetlink) -> None:
+    assert helper.call("link_exists", "br0") is True  # (the helper is up)
+    for junk in (b"junk", b'["too", "short"]', b'{"a": 1}'):
+        other = helper.connect()
+        assert other is not None
+        other.send(junk)
+        assert other.recv(100) == b""  # hung up on
+        other.close()
+    assert helper.call("link_exists", "nope") is False  # and still serving the others
 
 
 def test_without_a_helper_calls_run_here(monkeypatch: pytest.MonkeyPatch) -> None:
