@@ -21,14 +21,15 @@ from dataclasses import dataclass, field
 from minidocker.container.hostconfig import HostConfig, PortBinding, RestartPolicy
 from minidocker.errors import InvalidInput
 from minidocker.image.config import container_config as go_container_config
+from minidocker.record import Record
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
     from typing import Any
 
 
-@dataclass
-class RunOptions:
+@dataclass(eq=False, repr=False)
+class RunOptions(Record):
     """Everything ``run``/``create`` accept, already parsed (sizes in bytes, cpus in nano-cpus)."""
 
     image: str

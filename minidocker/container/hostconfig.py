@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
 from minidocker import gojson
+from minidocker.record import Record
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
@@ -48,8 +49,8 @@ DEFAULT_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/p
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024  # config.DefaultShmSize
 
 
-@dataclass
-class PortBinding:
+@dataclass(eq=False, repr=False)
+class PortBinding(Record):
     """``nat.PortBinding``: ``{"HostIp":"","HostPort":"18080"}`` (empty HostIp = all addresses)."""
 
     host_ip: str = ""
@@ -80,8 +81,8 @@ def port_map_from_go(d: dict[str, Any] | None) -> PortMap | None:
     return {k: None if v is None else [PortBinding.from_go(b) for b in v] for k, v in d.items()}
 
 
-@dataclass
-class RestartPolicy:
+@dataclass(eq=False, repr=False)
+class RestartPolicy(Record):
     """``--restart``: ``no`` | ``always`` | ``unless-stopped`` | ``on-failure[:N]``."""
 
     name: str = "no"
@@ -96,8 +97,8 @@ class RestartPolicy:
         return cls(name=d.get("Name") or "", maximum_retry_count=int(d.get("MaximumRetryCount") or 0))
 
 
-@dataclass
-class LogConfig:
+@dataclass(eq=False, repr=False)
+class LogConfig(Record):
     """``--log-driver``/``--log-opt``; ``Config`` is a Go map (keys sorted, ``{}`` when empty)."""
 
     type: str = "json-file"
@@ -112,8 +113,8 @@ class LogConfig:
         return cls(type=d.get("Type") or "", config=dict(d.get("Config") or {}))
 
 
-@dataclass
-class DeviceMapping:
+@dataclass(eq=False, repr=False)
+class DeviceMapping(Record):
     """``--device /dev/x:/dev/y:rwm``."""
 
     path_on_host: str
@@ -134,8 +135,8 @@ class DeviceMapping:
         )
 
 
-@dataclass
-class Ulimit:
+@dataclass(eq=False, repr=False)
+class Ulimit(Record):
     """``units.Ulimit`` (``--ulimit nofile=1024:2048``)."""
 
     name: str
@@ -150,8 +151,8 @@ class Ulimit:
         return cls(d.get("Name") or "", int(d.get("Hard") or 0), int(d.get("Soft") or 0))
 
 
-@dataclass
-class HostConfig:
+@dataclass(eq=False, repr=False)
+class HostConfig(Record):
     """Every field of Docker 20.10's ``HostConfig`` (Python names; JSON names in ``_FIELDS``).
 
     Lists that are ``None`` encode as ``null``, empty lists as ``[]``: Docker distinguishes them

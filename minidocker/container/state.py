@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from minidocker import gojson
 from minidocker.container.hostconfig import HostConfig, PortMap, port_map_from_go, port_map_to_go
 from minidocker.image.config import container_config, normalize_container_config
+from minidocker.record import Record
 from minidocker.units import human_duration
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
@@ -49,8 +50,8 @@ def now_rfc3339() -> str:
 
 
 # -- State ---------------------------------------------------------------------------------------
-@dataclass
-class State:
+@dataclass(eq=False, repr=False)
+class State(Record):
     """``container.State``. ``Running`` and ``Paused`` are both true while paused (freezer)."""
 
     running: bool = False
@@ -148,8 +149,8 @@ class State:
 
 
 # -- NetworkSettings -----------------------------------------------------------------------------
-@dataclass
-class EndpointSettings:
+@dataclass(eq=False, repr=False)
+class EndpointSettings(Record):
     """``daemon/network.EndpointSettings``: the API's EndpointSettings plus ``IPAMOperational``."""
 
     ipam_config: dict[str, Any] | None = None  # {IPv4Address?, IPv6Address?, LinkLocalIPs?}
@@ -214,8 +215,8 @@ class EndpointSettings:
         )
 
 
-@dataclass
-class NetworkSettings:
+@dataclass(eq=False, repr=False)
+class NetworkSettings(Record):
     """``daemon/network.Settings``. At create time only ``Networks`` (one empty endpoint for the
     network mode) and ``IsAnonymousEndpoint`` are set; the networking code fills in the sandbox,
     endpoint ids, addresses and ``Ports`` at start and clears them again at stop."""
@@ -292,8 +293,8 @@ class NetworkSettings:
 
 
 # -- Container -----------------------------------------------------------------------------------
-@dataclass
-class Container:
+@dataclass(eq=False, repr=False)
+class Container(Record):
     """``container.Container`` as stored in config.v2.json, plus its ``host_config`` (stored in
     hostconfig.json, ``json:"-"`` in Go).
 

@@ -161,7 +161,10 @@ def own_address(monkeypatch: pytest.MonkeyPatch) -> str:
 def _exited(pid: int, timeout: float) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return True
+        except ChildProcessError:  # reaped already (helper.release reaps what has exited)
             return True
         time.sleep(0.02)
     return False
