@@ -8,7 +8,10 @@ that was ~4 ms of CPU per ``run``, two thirds of it for ``__repr__`` and ``__eq_
 ``run`` never calls (issue 3, "Speed"; benchmarks/README.md). So those classes are declared
 ``@dataclass(eq=False, repr=False)`` and inherit both methods from :class:`Record`, which reads
 the fields when called: the same answers, paid only by whoever compares or prints (tests,
-debugging). ``__init__`` stays generated: it is what the class is for.
+debugging). ``__init__`` stays generated: it is what the class is for. Frozen dataclasses of the
+path (``Layer``, ``Mount``, ``Resources``...) are ``@dataclass(frozen=True, eq=False, repr=False)``
+subclasses of :class:`FrozenRecord`, which adds the hash ``@dataclass`` would have generated for
+them; their immutability (``__setattr__``, ``__delattr__``) stays generated.
 
 >>> from dataclasses import dataclass, field
 >>> @dataclass(eq=False, repr=False)
@@ -28,8 +31,8 @@ class Record:
     """What ``@dataclass`` would generate for ``__eq__`` and ``__repr__``, for any dataclass."""
 
     __slots__ = ()
-    __hash__ = None  # type: ignore[assignment]  # (mutable, compared by value: as a dataclass)
 
+    # (no __hash__: a class that defines __eq__ alone is unhashable, as a mutable dataclass is)
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
@@ -43,3 +46,13 @@ class Record:
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)  # type: ignore[arg-type]
         return f"{self.__class__.__qualname__}({shown})"
+
+
+class FrozenRecord(Record):
+    """:class:`Record` for a frozen dataclass: hashable by its compared fields, as generated."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:
+        hashed = (f for f in fields(self) if (f.compare if f.hash is None else f.hash))  # type: ignore[arg-type]
+        return hash(tuple(getattr(self, f.name) for f in hashed))

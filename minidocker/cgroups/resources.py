@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 
 from minidocker.errors import InvalidInput
+from minidocker.record import FrozenRecord
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
@@ -92,8 +93,8 @@ def parse_cpus(s: str) -> int:
     return int(nano)
 
 
-@dataclass(frozen=True)
-class Resources:
+@dataclass(frozen=True, eq=False, repr=False)
+class Resources(FrozenRecord):
     """The cgroup-relevant part of HostConfig, with Docker's field meanings and zero = "not set".
 
     * ``memory_swap`` is memory + swap (Docker's meaning, as cgroup v1's ``memsw``); -1 = unlimited.
@@ -137,8 +138,8 @@ class Resources:
         return self.cpu_quota, self.cpu_period
 
 
-@dataclass(frozen=True)
-class SysInfo:
+@dataclass(frozen=True, eq=False, repr=False)
+class SysInfo(FrozenRecord):
     """What the kernel offers, as Docker's ``pkg/sysinfo`` finds it (``cgroups.sysinfo()`` fills it)."""
 
     memory_limit: bool = True

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from minidocker import fsutil, trace
 from minidocker.errors import CorruptStore, InvalidInput, NotFound
 from minidocker.image import digest
+from minidocker.record import FrozenRecord
 from minidocker.storage.overlay2 import Overlay2Driver, remove_tree
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
@@ -41,8 +42,8 @@ if TYPE_CHECKING:
 TARSPLIT = "tar-split.json.gz"
 
 
-@dataclass(frozen=True)
-class Layer:
+@dataclass(frozen=True, eq=False, repr=False)
+class Layer(FrozenRecord):
     """One ``layerdb/sha256/<chain-id>`` entry."""
 
     chain_id: str  # "sha256:<hex>"
@@ -52,8 +53,8 @@ class Layer:
     size: int
 
 
-@dataclass(frozen=True)
-class PendingLayer:
+@dataclass(frozen=True, eq=False, repr=False)
+class PendingLayer(FrozenRecord):
     """A layer between :meth:`LayerStore.begin` and :meth:`LayerStore.commit`."""
 
     cache_id: str
@@ -93,8 +94,8 @@ def extract_into(
     return reader.diff_id if stream_digest is None else stream_digest()
 
 
-@dataclass(frozen=True)
-class Mount:
+@dataclass(frozen=True, eq=False, repr=False)
+class Mount(FrozenRecord):
     """A container's read-write layer (``layerdb/mounts/<container-id>``)."""
 
     container_id: str

@@ -7,10 +7,12 @@ import math
 
 import pytest
 
+from minidocker.cgroups.resources import Resources, SysInfo
 from minidocker.container.create import RunOptions
 from minidocker.container.hostconfig import HostConfig, RestartPolicy
 from minidocker.container.state import Container, State
-from minidocker.record import Record
+from minidocker.image.layerstore import Layer, Mount, PendingLayer
+from minidocker.record import FrozenRecord, Record
 
 
 @dataclasses.dataclass(eq=False, repr=False)
@@ -54,3 +56,31 @@ def test_the_container_records_use_it() -> None:
     assert HostConfig() == HostConfig()
     assert HostConfig(memory=1) != HostConfig(memory=2)
     assert repr(RestartPolicy("on-failure", 3)) == "RestartPolicy(name='on-failure', maximum_retry_count=3)"
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class OursFrozen(FrozenRecord):
+    x: int = 0
+    note: str = dataclasses.field(default="", compare=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratedFrozen:
+    x: int = 0
+    note: str = dataclasses.field(default="", compare=False)
+
+
+def test_frozen_records_hash_as_generated_and_stay_frozen() -> None:
+    for x, note in ((0, ""), (3, "a"), (3, "b")):
+        assert hash(OursFrozen(x, note)) == hash(GeneratedFrozen(x, note))
+        assert repr(OursFrozen(x, note)).replace("OursFrozen", "GeneratedFrozen") == repr(
+            GeneratedFrozen(x, note)
+        )
+    assert OursFrozen(3, "a") == OursFrozen(3, "b") and len({OursFrozen(3, "a"), OursFrozen(3, "b")}) == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        OursFrozen().x = 1  # type: ignore[misc]
+    for cls in (Layer, PendingLayer, Mount, Resources, SysInfo):
+        assert issubclass(cls, FrozenRecord) and "__eq__" not in cls.__dict__, cls
+    assert Resources(memory=1) == Resources(memory=1) and hash(Resources(memory=1)) == hash(
+        Resources(memory=1)
+    )
