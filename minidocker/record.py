@@ -5,7 +5,8 @@ compiles them when the module is imported (Python 3.11 and 3.12: one ``exec`` pe
 the records every ``run`` loads before it can start a container (``HostConfig``: 70 fields,
 ``RunOptions``: 44, ``Container``: 30, ``State``, ``NetworkSettings``, ``EndpointSettings``...)
 that was ~4 ms of CPU per ``run``, two thirds of it for ``__repr__`` and ``__eq__``, which a
-``run`` never calls (issue 3, "Speed"; benchmarks/README.md). So those classes are declared
+``run`` never calls (issue 3, "Speed"; benchmarks/README.md). So those classes, and every other
+dataclass ``run``'s CLI and monitor define (tests/unit/test_lean_imports.py checks), are declared
 ``@dataclass(eq=False, repr=False)`` and inherit both methods from :class:`Record`, which reads
 the fields when called: the same answers, paid only by whoever compares or prints (tests,
 debugging). ``__init__`` stays generated: it is what the class is for. Frozen dataclasses of the

@@ -6,6 +6,8 @@ import functools
 import os
 from dataclasses import dataclass
 
+from minidocker.record import Record
+
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:  # the stores import nothing heavy, but keep `--help` instant anyway
     from minidocker.container.lifecycle import Runtime
@@ -15,8 +17,8 @@ DEFAULT_DATA_ROOT = "/var/lib/minidocker"
 DEFAULT_EXEC_ROOT = "/run/minidocker"
 
 
-@dataclass
-class Context:
+@dataclass(eq=False, repr=False)
+class Context(Record):
     """The global options, and the stores built from them on first use."""
 
     data_root: str = DEFAULT_DATA_ROOT

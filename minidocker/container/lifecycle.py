@@ -46,6 +46,7 @@ from minidocker.errors import (
     NotFound,
 )
 from minidocker.image.store import Stores
+from minidocker.record import Record
 from minidocker.storage.overlay2 import remove_tree
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
@@ -63,8 +64,8 @@ class NotRunning(Conflict):
     exit_code = 1
 
 
-@dataclass
-class StartHandle:
+@dataclass(eq=False, repr=False)
+class StartHandle(Record):
     """A started container, as seen from the process that started it."""
 
     container_id: str

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from minidocker import trace
 from minidocker.container.state import Container, now_rfc3339
 from minidocker.errors import MinidockerError
+from minidocker.record import Record
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
@@ -61,8 +62,8 @@ def copy_winsize(src_fd: int, dst_fd: int) -> None:
         fcntl.ioctl(dst_fd, termios.TIOCSWINSZ, size)
 
 
-@dataclass
-class _Stdio:
+@dataclass(eq=False, repr=False)
+class _Stdio(Record):
     """The container's three fds and the monitor's ends of them."""
 
     container: tuple[int, int, int]
@@ -149,8 +150,8 @@ def _share_etc_files(x: Container, other: Container) -> None:
     )
 
 
-@dataclass
-class _Launched:
+@dataclass(eq=False, repr=False)
+class _Launched(Record):
     """The container process the monitor started, its cgroup and stdio."""
 
     pid: int

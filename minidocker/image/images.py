@@ -17,6 +17,7 @@ from minidocker import gojson, trace
 from minidocker.errors import Conflict, InvalidInput, NotFound
 from minidocker.image import digest, reference
 from minidocker.image.store import Stores
+from minidocker.record import Record
 from minidocker.units import human_duration
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
@@ -59,8 +60,8 @@ def created_ago(created: str) -> str:
 
 
 # -- listing -----------------------------------------------------------------------------------
-@dataclass
-class ImageRow:
+@dataclass(eq=False, repr=False)
+class ImageRow(Record):
     """One line of ``images``."""
 
     repository: str
@@ -236,8 +237,8 @@ def remove_image(stores: Stores, name: str, *, force: bool = False, prune: bool 
 
 
 # -- history and inspect -----------------------------------------------------------------------
-@dataclass
-class HistoryRow:
+@dataclass(eq=False, repr=False)
+class HistoryRow(Record):
     """One line of ``history``."""
 
     image_id: str  # "<missing>" where no local image corresponds

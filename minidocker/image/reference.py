@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from minidocker import fsutil, gojson, trace
 from minidocker.errors import Conflict, CorruptStore, InvalidInput, NotFound
 from minidocker.image import digest as _digest
+from minidocker.record import FrozenRecord
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
@@ -133,8 +134,8 @@ def validate_digest(s: str) -> str:
     return s
 
 
-@dataclass(frozen=True)
-class Reference:
+@dataclass(frozen=True, eq=False, repr=False)
+class Reference(FrozenRecord):
     """A parsed reference. ``domain`` is empty only for references made by :func:`parse_raw`.
 
     >>> r = parse("busybox:1.36")

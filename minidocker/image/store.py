@@ -27,6 +27,7 @@ from minidocker.errors import CorruptStore, NotFound
 from minidocker.image import digest
 from minidocker.image.imagestore import ImageStore
 from minidocker.image.layerstore import LayerStore
+from minidocker.record import Record
 from minidocker.storage.overlay2 import Overlay2Driver
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
@@ -34,8 +35,8 @@ if TYPE_CHECKING:
     from minidocker.image.reference import ReferenceStore
 
 
-@dataclass
-class Stores:
+@dataclass(eq=False, repr=False)
+class Stores(Record):
     """Every store of one data root (:meth:`open` makes them)."""
 
     root: str

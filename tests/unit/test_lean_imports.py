@@ -136,3 +136,23 @@ def test_dataclasses_still_work_and_inspect_is_the_real_module_afterwards() -> N
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "ok"
+
+
+def test_no_dataclass_on_the_start_path_compiles_its_own_eq_or_repr() -> None:
+    """Every dataclass that ``run`` (CLI and monitor) defines takes ``__eq__`` and ``__repr__``
+    from ``minidocker.record`` instead of compiling them at import (benchmarks/README.md, round 4)."""
+    mods = [
+        *RUN_PATH,
+        "minidocker.container.monitor",
+        "minidocker.image.images",
+        "minidocker.image.reference",
+    ]
+    code = (
+        f"import sys, dataclasses; import {', '.join(mods)}\n"
+        "bad = [f'{m.__name__}.{n}' for m in list(sys.modules.values()) if m and m.__name__.startswith('minidocker')\n"
+        "       for n, c in vars(m).items() if isinstance(c, type) and c.__module__ == m.__name__\n"
+        "       and dataclasses.is_dataclass(c) and ('__eq__' in vars(c) or '__repr__' in vars(c))]\n"
+        "print(sorted(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
