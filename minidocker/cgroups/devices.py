@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from minidocker.errors import InvalidInput
+from minidocker.record import FrozenRecord
 
 # Docker's default device rules (oci.DefaultSpec + daemon/oci_linux.go), in the order runc writes
 # them after ``devices.deny a``: mknod of anything, then the usual character devices.
@@ -39,8 +40,8 @@ _RULE_RE = re.compile(r"^([abc]) (\*|\d+):(\*|\d+) ([rwm]{1,3})$")
 _MAX_NUMBER = (1 << 31) - 1  # eBPF compares with a sign-extended 32-bit immediate
 
 
-@dataclass(frozen=True)
-class DeviceRule:
+@dataclass(frozen=True, eq=False, repr=False)
+class DeviceRule(FrozenRecord):
     """One rule; ``None`` as major or minor is ``*``; ``allow=False`` makes it a deny rule."""
 
     type: str

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from minidocker.cgroups.base import CgroupWriteError
 from minidocker.cgroups.devices import DEFAULT_ALLOWED_DEVICES, DeviceRule
 from minidocker.kernel import bpf
+from minidocker.record import FrozenRecord
 
 # linux/bpf_common.h + linux/bpf.h: an opcode is class | operation | source
 BPF_LDX, BPF_ALU, BPF_JMP = 0x01, 0x04, 0x05  # classes (ALU is the 32-bit one, writes wN)
@@ -72,8 +73,8 @@ _ALL_ACCESS = ACC_MKNOD | ACC_READ | ACC_WRITE
 R0, R1, R2, R3, R4, R5 = range(6)
 
 
-@dataclass(frozen=True)
-class Insn:
+@dataclass(frozen=True, eq=False, repr=False)
+class Insn(FrozenRecord):
     """One eBPF instruction: ``struct bpf_insn {u8 code; u8 dst:4, src:4; s16 off; s32 imm;}``."""
 
     code: int

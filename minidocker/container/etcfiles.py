@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from minidocker.errors import InvalidInput
+from minidocker.record import FrozenRecord
 
 # -- hostname -------------------------------------------------------------------------------------
 
@@ -268,8 +269,8 @@ def host_resolv_conf_path(default: str = "/etc/resolv.conf") -> str:
     return default
 
 
-@dataclass(frozen=True)
-class ResolvConf:
+@dataclass(frozen=True, eq=False, repr=False)
+class ResolvConf(FrozenRecord):
     """A container's ``resolv.conf`` and the ``resolv.conf.hash`` Docker writes next to it
     (``hash`` None: no hash file, the host-network copy case)."""
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from minidocker import trace
 from minidocker.kernel import _flag_names, _libc, _q
+from minidocker.record import FrozenRecord
 
 # -- clone(2) namespace flags (linux/sched.h) ----------------------------------------------------
 CLONE_NEWTIME = 0x00000080
@@ -250,8 +251,8 @@ def ambient_clear_all() -> None:
 
 
 # -- capabilities --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CapSets:
+@dataclass(frozen=True, eq=False, repr=False)
+class CapSets(FrozenRecord):
     """The three per-thread capability sets as 64-bit masks (bit n = capability n)."""
 
     effective: int

@@ -28,6 +28,7 @@ from minidocker.errors import CannotExecute, CommandNotFound, MinidockerError
 from minidocker.kernel import ns, seccomp
 from minidocker.namespaces import caps, users
 from minidocker.namespaces.spec import exit_code_for_exec_error
+from minidocker.record import Record
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
@@ -38,8 +39,8 @@ _FRAME = struct.Struct("!cI")  # kind, payload length
 _is_subreaper = False
 
 
-@dataclass
-class Started:
+@dataclass(eq=False, repr=False)
+class Started(Record):
     """A process that has exec'd its command. ``pid`` is its host pid."""
 
     pid: int

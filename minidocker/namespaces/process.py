@@ -50,10 +50,11 @@ from minidocker.namespaces.spec import (
     lookpath,
     mount_plan,
 )
+from minidocker.record import Record
 
 
-@dataclass
-class _Child:
+@dataclass(eq=False, repr=False)
+class _Child(Record):
     """What the forked processes need; computed in the monitor, where errors are cheap."""
 
     spec: ProcessSpec

@@ -28,6 +28,7 @@ from minidocker.kernel.ns import (
     CLONE_NEWTIME,
     CLONE_NEWUTS,
 )
+from minidocker.record import FrozenRecord, Record
 
 NAMESPACE_FLAGS: dict[str, int] = {
     "mnt": CLONE_NEWNS,
@@ -73,8 +74,8 @@ def default_namespaces() -> set[str]:
     return names
 
 
-@dataclass
-class Bind:
+@dataclass(eq=False, repr=False)
+class Bind(Record):
     """A host path bind-mounted into the container (rprivate): etc files, volumes, ``-v``."""
 
     source: str
@@ -82,8 +83,8 @@ class Bind:
     readonly: bool = False
 
 
-@dataclass
-class ProcessSpec:
+@dataclass(eq=False, repr=False)
+class ProcessSpec(Record):
     """Everything the runtime needs to start one container process.
 
     ``user`` is Docker's ``Config.User`` string (``name``, ``uid``, ``uid:gid``, ``name:group``...),
@@ -151,8 +152,8 @@ def clone_flags(namespaces: set[str]) -> int:
     return flags
 
 
-@dataclass(frozen=True)
-class MountPoint:
+@dataclass(frozen=True, eq=False, repr=False)
+class MountPoint(FrozenRecord):
     """One step of the mount plan. ``kind``: "fs" (a fresh filesystem), "bind", or "cgroup" (the
     read-only /sys/fs/cgroup tree, built from the host's hierarchies at run time)."""
 
@@ -212,8 +213,8 @@ def mount_plan(spec: ProcessSpec) -> list[MountPoint]:
     return plan
 
 
-@dataclass(frozen=True)
-class Hierarchy:
+@dataclass(frozen=True, eq=False, repr=False)
+class Hierarchy(FrozenRecord):
     """A cgroup filesystem mounted under the host's /sys/fs/cgroup: ``name`` is the directory."""
 
     name: str  # "memory", "systemd", "unified", or "" for a pure v2 host (mounted at /sys/fs/cgroup)

@@ -19,12 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from minidocker.errors import InvalidInput
+from minidocker.record import Record
 
 MAX_ID = 2**31 - 1
 
 
-@dataclass
-class ExecUser:
+@dataclass(eq=False, repr=False)
+class ExecUser(Record):
     """Who the container process runs as: uid, gid and supplementary groups."""
 
     uid: int = 0
@@ -33,8 +34,8 @@ class ExecUser:
     home: str = "/"
 
 
-@dataclass
-class _Entry:
+@dataclass(eq=False, repr=False)
+class _Entry(Record):
     """One /etc/passwd or /etc/group line."""
 
     name: str

@@ -144,6 +144,12 @@ def test_no_dataclass_on_the_start_path_compiles_its_own_eq_or_repr() -> None:
     mods = [
         *RUN_PATH,
         "minidocker.container.monitor",
+        "minidocker.container.etcfiles",
+        "minidocker.container.jsonlog",
+        "minidocker.container.pump",
+        "minidocker.namespaces.process",
+        "minidocker.cgroups.v1",
+        "minidocker.cgroups.v2",
         "minidocker.image.images",
         "minidocker.image.reference",
     ]
