@@ -75,6 +75,18 @@ RUN_PATH = (
     "minidocker.container.prepare",
 )
 
+# what the forked monitor imports to start a container (its warm-up, ``monitor._warm``)
+MONITOR_PATH = (
+    *RUN_PATH,
+    "minidocker.container.monitor",
+    "minidocker.container.etcfiles",
+    "minidocker.container.jsonlog",
+    "minidocker.container.pump",
+    "minidocker.namespaces.process",
+    "minidocker.cgroups.v1",
+    "minidocker.cgroups.v2",
+)
+
 
 def test_run_s_path_imports_neither_typing_nor_inspect() -> None:
     """What ``run`` imports before it creates the container: no ``typing`` (annotation-only names
@@ -87,16 +99,7 @@ def test_run_s_path_imports_neither_typing_nor_inspect() -> None:
 def test_the_monitor_s_start_path_imports_no_typing_either() -> None:
     """The forked monitor imports the start path while the CLI creates the container: on two cores
     that branch is as long as ``create``, so it is held to the same rule."""
-    mods = [
-        *RUN_PATH,
-        "minidocker.container.monitor",
-        "minidocker.container.etcfiles",
-        "minidocker.container.jsonlog",
-        "minidocker.container.pump",
-        "minidocker.namespaces.process",
-        "minidocker.cgroups.v1",
-        "minidocker.cgroups.v2",
-    ]
+    mods = MONITOR_PATH
     code = f"import sys; import {', '.join(mods)}; print(sorted({{'typing', 'inspect'}} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -141,18 +144,7 @@ def test_dataclasses_still_work_and_inspect_is_the_real_module_afterwards() -> N
 def test_no_dataclass_on_the_start_path_compiles_its_own_eq_or_repr() -> None:
     """Every dataclass that ``run`` (CLI and monitor) defines takes ``__eq__`` and ``__repr__``
     from ``minidocker.record`` instead of compiling them at import (benchmarks/README.md, round 4)."""
-    mods = [
-        *RUN_PATH,
-        "minidocker.container.monitor",
-        "minidocker.container.etcfiles",
-        "minidocker.container.jsonlog",
-        "minidocker.container.pump",
-        "minidocker.namespaces.process",
-        "minidocker.cgroups.v1",
-        "minidocker.cgroups.v2",
-        "minidocker.image.images",
-        "minidocker.image.reference",
-    ]
+    mods = [*MONITOR_PATH, "minidocker.image.images", "minidocker.image.reference"]
     code = (
         f"import sys, dataclasses; import {', '.join(mods)}\n"
         "bad = [f'{m.__name__}.{n}' for m in list(sys.modules.values()) if m and m.__name__.startswith('minidocker')\n"
