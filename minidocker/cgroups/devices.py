@@ -14,10 +14,9 @@ DeviceRule(type='c', major=136, minor=None, access='rwm', allow=True)
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from minidocker.errors import InvalidInput
-from minidocker.record import FrozenRecord
+from minidocker.record import FrozenRecord, record
 
 # Docker's default device rules (oci.DefaultSpec + daemon/oci_linux.go), in the order runc writes
 # them after ``devices.deny a``: mknod of anything, then the usual character devices.
@@ -40,7 +39,7 @@ _RULE_RE = re.compile(r"^([abc]) (\*|\d+):(\*|\d+) ([rwm]{1,3})$")
 _MAX_NUMBER = (1 << 31) - 1  # eBPF compares with a sign-extended 32-bit immediate
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record(frozen=True)
 class DeviceRule(FrozenRecord):
     """One rule; ``None`` as major or minor is ``*``; ``allow=False`` makes it a deny rule."""
 

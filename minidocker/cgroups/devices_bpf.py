@@ -48,12 +48,11 @@ import os
 import struct
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from minidocker.cgroups.base import CgroupWriteError
 from minidocker.cgroups.devices import DEFAULT_ALLOWED_DEVICES, DeviceRule
 from minidocker.kernel import bpf
-from minidocker.record import FrozenRecord
+from minidocker.record import FrozenRecord, record
 
 # linux/bpf_common.h + linux/bpf.h: an opcode is class | operation | source
 BPF_LDX, BPF_ALU, BPF_JMP = 0x01, 0x04, 0x05  # classes (ALU is the 32-bit one, writes wN)
@@ -73,7 +72,7 @@ _ALL_ACCESS = ACC_MKNOD | ACC_READ | ACC_WRITE
 R0, R1, R2, R3, R4, R5 = range(6)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record(frozen=True)
 class Insn(FrozenRecord):
     """One eBPF instruction: ``struct bpf_insn {u8 code; u8 dst:4, src:4; s16 off; s32 imm;}``."""
 

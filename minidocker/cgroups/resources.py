@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, fields, replace
 
 from minidocker.errors import InvalidInput
-from minidocker.record import FrozenRecord
+from minidocker.record import FrozenRecord, record
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def parse_cpus(s: str) -> int:
     return int(nano)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record(frozen=True)
 class Resources(FrozenRecord):
     """The cgroup-relevant part of HostConfig, with Docker's field meanings and zero = "not set".
 
@@ -138,7 +138,7 @@ class Resources(FrozenRecord):
         return self.cpu_quota, self.cpu_period
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record(frozen=True)
 class SysInfo(FrozenRecord):
     """What the kernel offers, as Docker's ``pkg/sysinfo`` finds it (``cgroups.sysinfo()`` fills it)."""
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
 
-from minidocker.record import Record
+from minidocker.record import Record, record
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:  # the stores import nothing heavy, but keep `--help` instant anyway
@@ -17,7 +16,7 @@ DEFAULT_DATA_ROOT = "/var/lib/minidocker"
 DEFAULT_EXEC_ROOT = "/run/minidocker"
 
 
-@dataclass(eq=False, repr=False)
+@record
 class Context(Record):
     """The global options, and the stores built from them on first use."""
 

@@ -16,19 +16,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from minidocker.container.hostconfig import HostConfig, PortBinding, RestartPolicy
 from minidocker.errors import InvalidInput
 from minidocker.image.config import container_config as go_container_config
-from minidocker.record import Record
+from minidocker.record import Record, record
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
     from typing import Any
 
 
-@dataclass(eq=False, repr=False)
+@record
 class RunOptions(Record):
     """Everything ``run``/``create`` accept, already parsed (sizes in bytes, cpus in nano-cpus)."""
 

@@ -27,10 +27,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from minidocker.errors import InvalidInput
-from minidocker.record import FrozenRecord
+from minidocker.record import FrozenRecord, record
 
 # -- hostname -------------------------------------------------------------------------------------
 
@@ -269,7 +268,7 @@ def host_resolv_conf_path(default: str = "/etc/resolv.conf") -> str:
     return default
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record(frozen=True)
 class ResolvConf(FrozenRecord):
     """A container's ``resolv.conf`` and the ``resolv.conf.hash`` Docker writes next to it
     (``hash`` None: no hash file, the host-network copy case)."""

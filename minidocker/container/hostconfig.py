@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 
 from minidocker import gojson
-from minidocker.record import Record
+from minidocker.record import Record, record
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ DEFAULT_READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/p
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024  # config.DefaultShmSize
 
 
-@dataclass(eq=False, repr=False)
+@record
 class PortBinding(Record):
     """``nat.PortBinding``: ``{"HostIp":"","HostPort":"18080"}`` (empty HostIp = all addresses)."""
 
@@ -81,7 +81,7 @@ def port_map_from_go(d: dict[str, Any] | None) -> PortMap | None:
     return {k: None if v is None else [PortBinding.from_go(b) for b in v] for k, v in d.items()}
 
 
-@dataclass(eq=False, repr=False)
+@record
 class RestartPolicy(Record):
     """``--restart``: ``no`` | ``always`` | ``unless-stopped`` | ``on-failure[:N]``."""
 
@@ -97,7 +97,7 @@ class RestartPolicy(Record):
         return cls(name=d.get("Name") or "", maximum_retry_count=int(d.get("MaximumRetryCount") or 0))
 
 
-@dataclass(eq=False, repr=False)
+@record
 class LogConfig(Record):
     """``--log-driver``/``--log-opt``; ``Config`` is a Go map (keys sorted, ``{}`` when empty)."""
 
@@ -113,7 +113,7 @@ class LogConfig(Record):
         return cls(type=d.get("Type") or "", config=dict(d.get("Config") or {}))
 
 
-@dataclass(eq=False, repr=False)
+@record
 class DeviceMapping(Record):
     """``--device /dev/x:/dev/y:rwm``."""
 
@@ -135,7 +135,7 @@ class DeviceMapping(Record):
         )
 
 
-@dataclass(eq=False, repr=False)
+@record
 class Ulimit(Record):
     """``units.Ulimit`` (``--ulimit nofile=1024:2048``)."""
 
@@ -151,7 +151,7 @@ class Ulimit(Record):
         return cls(d.get("Name") or "", int(d.get("Hard") or 0), int(d.get("Soft") or 0))
 
 
-@dataclass(eq=False, repr=False)
+@record
 class HostConfig(Record):
     """Every field of Docker 20.10's ``HostConfig`` (Python names; JSON names in ``_FIELDS``).
 

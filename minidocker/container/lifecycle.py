@@ -27,10 +27,8 @@ import contextlib
 import fcntl
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from minidocker import trace
 from minidocker.container.hostconfig import no_new_privileges, seccomp_profile
@@ -46,7 +44,8 @@ from minidocker.errors import (
     NotFound,
 )
 from minidocker.image.store import Stores
-from minidocker.record import Record
+from minidocker.kernel import sockets
+from minidocker.record import Record, record
 from minidocker.storage.overlay2 import remove_tree
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
@@ -64,7 +63,7 @@ class NotRunning(Conflict):
     exit_code = 1
 
 
-@dataclass(eq=False, repr=False)
+@record
 class StartHandle(Record):
     """A started container, as seen from the process that started it."""
 
@@ -410,7 +409,7 @@ class Runtime:
             with contextlib.suppress(OSError):  # it died: its report below is empty (125)
                 ours.sendall(f"go {c.id}\n".encode())
         else:
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            ours, theirs = sockets.socketpair()
             # Nothing of ours may be held across the fork: the data-root lock is per open file.
             pid = os.fork()
             if pid == 0:  # the monitor: never returns
@@ -421,17 +420,19 @@ class Runtime:
             theirs.close()
         chunks: builtins.list[bytes] = []
         master = None
-        with ours:
+        try:
             # idle until the monitor reports: spend it on the kernel's cgroup-attach grace period,
             # so the container's first cgroup.procs write does not wait for one (cgroups.warm)
             warm_attach_until_readable(ours.fileno())
             while True:
-                data, fds, _, _ = socket.recv_fds(ours, 4096, 1)
+                data, fds = sockets.recv_fds(ours, 4096, 1)
                 if fds:
                     master = fds[0]
                 if not data:
                     break
                 chunks.append(data)
+        finally:
+            ours.close()
         if prepared is not None:
             prepared.stop_warming()  # the monitor has made its cgroup.procs writes by now
         if netmode not in ("none", "host") and not netmode.startswith("container:"):

@@ -23,17 +23,17 @@ import fcntl
 import gc
 import os
 import signal
-import socket
 import struct
 import termios
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from minidocker import trace
 from minidocker.container.state import Container, now_rfc3339
 from minidocker.errors import MinidockerError
-from minidocker.record import Record
+from minidocker.kernel import sockets
+from minidocker.record import Record, record
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def copy_winsize(src_fd: int, dst_fd: int) -> None:
         fcntl.ioctl(dst_fd, termios.TIOCSWINSZ, size)
 
 
-@dataclass(eq=False, repr=False)
+@record
 class _Stdio(Record):
     """The container's three fds and the monitor's ends of them."""
 
@@ -72,7 +72,7 @@ class _Stdio(Record):
     stdin_dst: int | None = None
     close_after_start: list[int] = field(default_factory=list)
     keep: list[int] = field(default_factory=list)  # held open for the container's life (-di stdin)
-    console: socket.socket | None = None  # -t: the pty master arrives here (runc's console socket)
+    console: sockets.Socket | None = None  # -t: the pty master arrives here (runc's console socket)
     copy_stdin: bool = False
     # what _launch records in config.v2.json (etc files, mounts, endpoint): saved together with the
     # "running" state (or with the error of a failed start), not in a save of its own: one
@@ -83,7 +83,7 @@ class _Stdio(Record):
 def _stdio(c: Container, *, foreground: bool, stdin: bool) -> _Stdio:
     if c.config.get("Tty"):
         # the terminal is made inside the container (its own devpts); we get the master back
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours, theirs = sockets.socketpair()
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         io = _Stdio((null, null, null), {}, close_after_start=[null, theirs.detach()], console=ours)
         io.copy_stdin = foreground and stdin
@@ -110,7 +110,7 @@ def _receive_console(io: _Stdio, *, winsize_from: int | None) -> int:
     """The pty master the container sent before it exec'd (it is already in the socket)."""
     assert io.console is not None
     io.console.settimeout(5.0)
-    _, fds, _, _ = socket.recv_fds(io.console, 16, 1)
+    _, fds = sockets.recv_fds(io.console, 16, 1)
     io.console.close()
     if not fds:
         raise MinidockerError("the container did not send its terminal")
@@ -150,7 +150,7 @@ def _share_etc_files(x: Container, other: Container) -> None:
     )
 
 
-@dataclass(eq=False, repr=False)
+@record
 class _Launched(Record):
     """The container process the monitor started, its cgroup and stdio."""
 
@@ -353,7 +353,7 @@ def _should_restart(c: Container, code: int) -> bool:
     return False
 
 
-def run(rt: Runtime, cid: str, report: socket.socket, *, foreground: bool, stdin: bool) -> NoReturn:
+def run(rt: Runtime, cid: str, report: sockets.Socket, *, foreground: bool, stdin: bool) -> NoReturn:
     """The monitor's whole life. Never returns."""
     code = 125
     try:
@@ -370,7 +370,7 @@ def run(rt: Runtime, cid: str, report: socket.socket, *, foreground: bool, stdin
 
 def run_prepared(
     runtime: Callable[[], Runtime],
-    sock: socket.socket,
+    sock: sockets.Socket,
     *,
     foreground: bool,
     stdin: bool,
@@ -421,14 +421,14 @@ def _warm(filter_cache: str) -> None:
     process.prepare_default_filter(filter_cache)
 
 
-def _report(sock: socket.socket | None, text: str, fds: list[int] | None = None) -> None:
+def _report(sock: sockets.Socket | None, text: str, fds: list[int] | None = None) -> None:
     """One message to the starting CLI (with the pty master for -t, so it can resize it)."""
     if sock is None:
         return
     with contextlib.suppress(OSError):
         data = text.encode(errors="replace")
         if fds:
-            socket.send_fds(sock, [data], fds)
+            sockets.send_fds(sock, [data], fds)
         else:
             sock.sendall(data)
         sock.close()
@@ -506,7 +506,7 @@ def _detach_stdio() -> None:
     os.close(devnull)
 
 
-def _monitor(rt: Runtime, cid: str, report_sock: socket.socket, *, foreground: bool, stdin: bool) -> int:
+def _monitor(rt: Runtime, cid: str, report_sock: sockets.Socket, *, foreground: bool, stdin: bool) -> int:
     os.setsid()  # our own session: the caller's terminal and its hangup are not ours
     for sig in _IGNORED:
         signal.signal(sig, signal.SIG_IGN)
@@ -523,7 +523,7 @@ def _monitor(rt: Runtime, cid: str, report_sock: socket.socket, *, foreground: b
 def _supervise(
     rt: Runtime,
     cid: str,
-    report: socket.socket | None,
+    report: sockets.Socket | None,
     lock_fd: int,
     *,
     foreground: bool,

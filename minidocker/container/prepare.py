@@ -29,8 +29,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 from collections.abc import Callable
+
+from minidocker.kernel import sockets
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 class Prepared:
     """The monitor's pid and our end of its socket (``go <id>``, then its start report)."""
 
-    def __init__(self, pid: int, sock: socket.socket) -> None:
+    def __init__(self, pid: int, sock: sockets.Socket) -> None:
         self.pid = pid
         self.sock = sock
         self.warmer: Warmer | None = None  # cgroups.warm, from the fork until the monitor reports
@@ -70,7 +71,7 @@ def fork_monitor(
     the compiled seccomp filter the monitor reads while it waits.
     Flush buffered output first (the child inherits the buffers). Also starts the CLI's cgroup
     warm-up (``cgroups.warm.Warmer``), which ``Runtime.start`` or :meth:`Prepared.cancel` stops."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    ours, theirs = sockets.socketpair()
     pid = os.fork()
     if pid == 0:  # never returns
         ours.close()

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from minidocker import gojson
 from minidocker.container.hostconfig import HostConfig, PortMap, port_map_from_go, port_map_to_go
 from minidocker.image.config import container_config, normalize_container_config
-from minidocker.record import Record
+from minidocker.record import Record, record
 from minidocker.units import human_duration
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
@@ -50,7 +50,7 @@ def now_rfc3339() -> str:
 
 
 # -- State ---------------------------------------------------------------------------------------
-@dataclass(eq=False, repr=False)
+@record
 class State(Record):
     """``container.State``. ``Running`` and ``Paused`` are both true while paused (freezer)."""
 
@@ -149,7 +149,7 @@ class State(Record):
 
 
 # -- NetworkSettings -----------------------------------------------------------------------------
-@dataclass(eq=False, repr=False)
+@record
 class EndpointSettings(Record):
     """``daemon/network.EndpointSettings``: the API's EndpointSettings plus ``IPAMOperational``."""
 
@@ -215,7 +215,7 @@ class EndpointSettings(Record):
         )
 
 
-@dataclass(eq=False, repr=False)
+@record
 class NetworkSettings(Record):
     """``daemon/network.Settings``. At create time only ``Networks`` (one empty endpoint for the
     network mode) and ``IsAnonymousEndpoint`` are set; the networking code fills in the sandbox,
@@ -293,7 +293,7 @@ class NetworkSettings(Record):
 
 
 # -- Container -----------------------------------------------------------------------------------
-@dataclass(eq=False, repr=False)
+@record
 class Container(Record):
     """``container.Container`` as stored in config.v2.json, plus its ``host_config`` (stored in
     hostconfig.json, ``json:"-"`` in Go).

@@ -11,13 +11,12 @@ import contextlib
 import json
 import os
 import time
-from dataclasses import dataclass
 
 from minidocker import gojson, trace
 from minidocker.errors import Conflict, InvalidInput, NotFound
 from minidocker.image import digest, reference
 from minidocker.image.store import Stores
-from minidocker.record import Record
+from minidocker.record import Record, record
 from minidocker.units import human_duration
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
@@ -60,7 +59,7 @@ def created_ago(created: str) -> str:
 
 
 # -- listing -----------------------------------------------------------------------------------
-@dataclass(eq=False, repr=False)
+@record
 class ImageRow(Record):
     """One line of ``images``."""
 
@@ -237,7 +236,7 @@ def remove_image(stores: Stores, name: str, *, force: bool = False, prune: bool 
 
 
 # -- history and inspect -----------------------------------------------------------------------
-@dataclass(eq=False, repr=False)
+@record
 class HistoryRow(Record):
     """One line of ``history``."""
 

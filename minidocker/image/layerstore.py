@@ -27,12 +27,11 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from minidocker import fsutil, trace
 from minidocker.errors import CorruptStore, InvalidInput, NotFound
 from minidocker.image import digest
-from minidocker.record import FrozenRecord
+from minidocker.record import FrozenRecord, record
 from minidocker.storage.overlay2 import Overlay2Driver, remove_tree
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
 TARSPLIT = "tar-split.json.gz"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record(frozen=True)
 class Layer(FrozenRecord):
     """One ``layerdb/sha256/<chain-id>`` entry."""
 
@@ -53,7 +52,7 @@ class Layer(FrozenRecord):
     size: int
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record(frozen=True)
 class PendingLayer(FrozenRecord):
     """A layer between :meth:`LayerStore.begin` and :meth:`LayerStore.commit`."""
 
@@ -94,7 +93,7 @@ def extract_into(
     return reader.diff_id if stream_digest is None else stream_digest()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record(frozen=True)
 class Mount(FrozenRecord):
     """A container's read-write layer (``layerdb/mounts/<container-id>``)."""
 

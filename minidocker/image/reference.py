@@ -40,12 +40,11 @@ import dataclasses
 import json
 import os
 import re
-from dataclasses import dataclass
 
 from minidocker import fsutil, gojson, trace
 from minidocker.errors import Conflict, CorruptStore, InvalidInput, NotFound
 from minidocker.image import digest as _digest
-from minidocker.record import FrozenRecord
+from minidocker.record import FrozenRecord, record
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
@@ -134,7 +133,7 @@ def validate_digest(s: str) -> str:
     return s
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record(frozen=True)
 class Reference(FrozenRecord):
     """A parsed reference. ``domain`` is empty only for references made by :func:`parse_raw`.
 

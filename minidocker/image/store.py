@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
 
 from minidocker import fsutil, trace
 from minidocker.errors import CorruptStore, NotFound
 from minidocker.image import digest
 from minidocker.image.imagestore import ImageStore
 from minidocker.image.layerstore import LayerStore
-from minidocker.record import Record
+from minidocker.record import Record, record
 from minidocker.storage.overlay2 import Overlay2Driver
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
@@ -35,7 +34,7 @@ if TYPE_CHECKING:
     from minidocker.image.reference import ReferenceStore
 
 
-@dataclass(eq=False, repr=False)
+@record
 class Stores(Record):
     """Every store of one data root (:meth:`open` makes them)."""
 

@@ -12,10 +12,10 @@ Loaded at import (the container setup process may not import after fork).
 from __future__ import annotations
 
 import fcntl
-import socket
 import struct
 
 from minidocker import trace
+from minidocker.kernel import sockets
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
@@ -26,7 +26,10 @@ _IFREQ = struct.Struct("16sh14x")  # struct ifreq: name + short flags, padded to
 def loopback_up(name: str = "lo") -> None:
     """Set IFF_UP on ``name`` in the current network namespace."""
     trace.emit(lambda: f'ioctl(SIOCSIFFLAGS, "{name}", IFF_UP)')
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+    s = sockets.inet_dgram()
+    try:
         req = _IFREQ.pack(name.encode(), 0)
         flags = _IFREQ.unpack(fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, req))[1]
         fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, _IFREQ.pack(name.encode(), flags | IFF_UP))
+    finally:
+        s.close()

@@ -21,11 +21,10 @@ import fcntl
 import os
 import signal
 import termios
-from dataclasses import dataclass
 
 from minidocker import trace
 from minidocker.kernel import _flag_names, _libc, _q
-from minidocker.record import FrozenRecord
+from minidocker.record import FrozenRecord, record
 
 # -- clone(2) namespace flags (linux/sched.h) ----------------------------------------------------
 CLONE_NEWTIME = 0x00000080
@@ -251,7 +250,7 @@ def ambient_clear_all() -> None:
 
 
 # -- capabilities --------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False, repr=False)
+@record(frozen=True)
 class CapSets(FrozenRecord):
     """The three per-thread capability sets as 64-bit masks (bit n = capability n)."""
 

@@ -21,14 +21,13 @@ import stat
 import struct
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from minidocker import trace
 from minidocker.errors import CannotExecute, CommandNotFound, MinidockerError
 from minidocker.kernel import ns, seccomp
 from minidocker.namespaces import caps, users
 from minidocker.namespaces.spec import exit_code_for_exec_error
-from minidocker.record import Record
+from minidocker.record import Record, record
 
 TYPE_CHECKING = False  # not imported from typing: see minidocker/__init__.py
 if TYPE_CHECKING:
@@ -39,7 +38,7 @@ _FRAME = struct.Struct("!cI")  # kind, payload length
 _is_subreaper = False
 
 
-@dataclass(eq=False, repr=False)
+@record
 class Started(Record):
     """A process that has exec'd its command. ``pid`` is its host pid."""
 

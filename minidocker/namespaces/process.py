@@ -32,13 +32,12 @@ import contextlib
 import fcntl
 import os
 import signal
-import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from minidocker import kernel, trace
 from minidocker.errors import MinidockerError
-from minidocker.kernel import MS_PRIVATE, MS_REC, net, ns
+from minidocker.kernel import MS_PRIVATE, MS_REC, net, ns, sockets
 from minidocker.namespaces import child, rootfs, users
 from minidocker.namespaces.child import SetupFailed, Started, exit_code
 from minidocker.namespaces.spec import (
@@ -50,10 +49,10 @@ from minidocker.namespaces.spec import (
     lookpath,
     mount_plan,
 )
-from minidocker.record import Record
+from minidocker.record import Record, record
 
 
-@dataclass(eq=False, repr=False)
+@record
 class _Child(Record):
     """What the forked processes need; computed in the monitor, where errors are cheap."""
 
@@ -202,8 +201,11 @@ def _console(ctx: _Child) -> None:
     master, slave = rootfs.setup_console(ctx.spec.rootfs)
     try:
         trace.emit("sendmsg(console socket, SCM_RIGHTS [pty master])")
-        with socket.socket(fileno=ctx.console) as sock:
-            socket.send_fds(sock, [b"M"], [master])
+        sock = sockets.from_fd(ctx.console)
+        try:
+            sockets.send_fds(sock, [b"M"], [master])
+        finally:
+            sock.close()
         high = fcntl.fcntl(slave, fcntl.F_DUPFD_CLOEXEC, child.HIGH_FD)
         ctx.stdio = [high, high, high]
         ctx.console = -1

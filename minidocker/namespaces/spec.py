@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import stat as st
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from minidocker.errors import InvalidInput
 from minidocker.kernel import MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_STRICTATIME
@@ -28,7 +28,7 @@ from minidocker.kernel.ns import (
     CLONE_NEWTIME,
     CLONE_NEWUTS,
 )
-from minidocker.record import FrozenRecord, Record
+from minidocker.record import FrozenRecord, Record, record
 
 NAMESPACE_FLAGS: dict[str, int] = {
     "mnt": CLONE_NEWNS,
@@ -74,7 +74,7 @@ def default_namespaces() -> set[str]:
     return names
 
 
-@dataclass(eq=False, repr=False)
+@record
 class Bind(Record):
     """A host path bind-mounted into the container (rprivate): etc files, volumes, ``-v``."""
 
@@ -83,7 +83,7 @@ class Bind(Record):
     readonly: bool = False
 
 
-@dataclass(eq=False, repr=False)
+@record
 class ProcessSpec(Record):
     """Everything the runtime needs to start one container process.
 
@@ -152,7 +152,7 @@ def clone_flags(namespaces: set[str]) -> int:
     return flags
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record(frozen=True)
 class MountPoint(FrozenRecord):
     """One step of the mount plan. ``kind``: "fs" (a fresh filesystem), "bind", or "cgroup" (the
     read-only /sys/fs/cgroup tree, built from the host's hierarchies at run time)."""
@@ -213,7 +213,7 @@ def mount_plan(spec: ProcessSpec) -> list[MountPoint]:
     return plan
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record(frozen=True)
 class Hierarchy(FrozenRecord):
     """A cgroup filesystem mounted under the host's /sys/fs/cgroup: ``name`` is the directory."""
 

@@ -16,15 +16,15 @@ privileges (CVE-2019-14271, reliability case C4). The rules are runc's ``GetExec
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from minidocker.errors import InvalidInput
-from minidocker.record import Record
+from minidocker.record import Record, record
 
 MAX_ID = 2**31 - 1
 
 
-@dataclass(eq=False, repr=False)
+@record
 class ExecUser(Record):
     """Who the container process runs as: uid, gid and supplementary groups."""
 
@@ -34,7 +34,7 @@ class ExecUser(Record):
     home: str = "/"
 
 
-@dataclass(eq=False, repr=False)
+@record
 class _Entry(Record):
     """One /etc/passwd or /etc/group line."""
 
