@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -80,3 +82,27 @@ def test_no_warmer_without_a_cgroup_procs_file_and_one_that_stops_by_itself(tmp_
     seen = len(pokes)
     time.sleep(0.05)
     assert seen >= 1 and len(pokes) == seen  # the limit ended it
+
+
+def test_the_warmer_thread_runs_at_high_priority_and_ours_is_left_as_it_was(tmp_path):
+    """The thread must get a core as soon as it wakes (both are busy right after the fork): nice
+    -20 where allowed (root), the caller's nice otherwise; the caller keeps its own (here 5)."""
+    procs = tmp_path / "cgroup.procs"
+    procs.write_text("")
+    code = f"""
+import os, time
+from minidocker.cgroups import warm
+os.nice(5)
+seen = []
+warm.own_procs_file = lambda root: {str(procs)!r}
+warm._poke = lambda path, pid: seen.append(os.getpriority(os.PRIO_PROCESS, 0)) or True
+w = warm.Warmer.start(limit=5.0)
+while not seen:
+    time.sleep(0.001)
+w.stop()
+print(seen[0], os.getpriority(os.PRIO_PROCESS, 0))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == [str(warm.PRIORITY if os.geteuid() == 0 else 5), "5"]
