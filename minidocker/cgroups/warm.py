@@ -18,22 +18,27 @@ Nothing is moved anywhere (the pid goes where it is), and any error just stops t
 
 The first of those writes is the slow one, and it holds ``cgroup_mutex`` during its grace period:
 started only once the monitor had its ``go``, it blocked the monitor's cgroup ``mkdir``s for
-those 5-20 ms (``strace -T``: ``mkdir`` 12 ms beside the CLI's 20 ms ``write``). So ``run`` begins
-in the background as soon as the monitor is forked (:class:`Warmer`: a thread, asleep in the
-kernel for that first write while the CLI creates the container and the monitor imports), and the
-grace period is over before the monitor touches cgroups::
+those 5-20 ms (``strace -T``: ``mkdir`` 12 ms beside the CLI's 20 ms ``write``). So ``run`` warms
+in the background (:class:`Warmer`: a thread, asleep in the kernel for that first write while the
+CLI goes on), started early enough that the grace period is over before the monitor touches
+cgroups::
 
-    warmer = Warmer.start()      # right after the monitor's fork
-    ...                          # create
+    warmer = Warmer.start()      # run's fast path, once it knows it is a run (cli.runcore)
+    ...                          # imports, fork of the monitor, create
     warmer.stop()                # the monitor reported: its cgroup writes are done
 
-Right after the fork both cores are busy (the CLI imports and creates, the monitor imports), so a
-new thread at the default priority waited a median 3 ms for a core before its first write began,
-and that write's grace period (~11 ms here) then still held ``cgroup_mutex`` when the monitor
-came to ``mkdir`` its cgroups (a median 3.7-4.7 ms blocked, by timestamps in ``--trace``). The
-thread is therefore started at nice -20 (it inherits the caller's nice, which is put back at once;
-refused without ``CAP_SYS_NICE``, then it just runs at ours): it needs the CPU for microseconds
-every few milliseconds, and now gets it when it wakes (first write ~0.4 ms after ``start``).
+Timestamps in ``--trace`` (benchmarks/README.md, round 5) showed how early that must be. Started
+right after the monitor's fork, with both cores busy (the CLI creating, the monitor importing), a
+thread at the default priority waited a median 3 ms for a core before its first write began, and
+the grace period (11-13 ms here) still held ``cgroup_mutex`` when the monitor came to ``mkdir``
+its cgroups: blocked a median 3.7-4.7 ms. At nice -20 (below) it began at once, and the
+``mkdir`` still waited ~2.4 ms. Started ~15 ms before the fork, while the CLI imports the
+container chapter, the grace period is over by the fork. The thread holds no lock while it
+sleeps or writes, so the fork copies nothing half-held (the monitor simply has no such thread).
+
+The thread runs at nice -20 (it inherits the caller's nice, which is put back at once; refused
+without ``CAP_SYS_NICE``, then it runs at ours): it needs the CPU for microseconds every few
+milliseconds, and gets it when it wakes.
 """
 
 from __future__ import annotations

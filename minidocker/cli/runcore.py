@@ -383,6 +383,13 @@ def fast_main(argv: list[str]) -> bool:
         from minidocker.network import helper  # pyroute2 loads on the other core from now on
 
         helper.start()
+    # The cgroup warm-up starts now, ~15 ms before the monitor is forked: its first cgroup.procs
+    # write waits one RCU grace period (~12 ms here) holding cgroup_mutex, which started at the
+    # fork still held up the monitor's cgroup mkdirs ~2 ms (cgroups.warm). After helper.start:
+    # that fork should not copy a process with the thread running.
+    from minidocker.cgroups.warm import Warmer
+
+    warmer = Warmer.start()
     from minidocker.cli.context import Context
 
     if g["trace"]:
@@ -405,6 +412,7 @@ def fast_main(argv: list[str]) -> bool:
         foreground=not detach,
         stdin=not detach and kw["interactive"],
         exec_root=os.path.abspath(ctx.exec_root),
+        warmer=warmer,
     )
     try:
         opts = options(image, command, detach, kw)

@@ -63,14 +63,20 @@ class Prepared:
 
 
 def fork_monitor(
-    runtime: Callable[[], Runtime], *, foreground: bool, stdin: bool, exec_root: str | None = None
+    runtime: Callable[[], Runtime],
+    *,
+    foreground: bool,
+    stdin: bool,
+    exec_root: str | None = None,
+    warmer: Warmer | None = None,
 ) -> Prepared:
     """Fork the monitor of a container about to be created; ``runtime()`` is called in the
     monitor once the id arrives (not before: opening the stores creates the data root, and the
     flags may still prove bad). Its exec root (``exec_root``, else ``runtime().exec_root``) holds
     the compiled seccomp filter the monitor reads while it waits.
-    Flush buffered output first (the child inherits the buffers). Also starts the CLI's cgroup
-    warm-up (``cgroups.warm.Warmer``), which ``Runtime.start`` or :meth:`Prepared.cancel` stops."""
+    Flush buffered output first (the child inherits the buffers). The CLI's cgroup warm-up
+    (``cgroups.warm.Warmer``: ``warmer`` if one is running already, else one started now) is
+    stopped by ``Runtime.start`` or :meth:`Prepared.cancel`."""
     ours, theirs = sockets.socketpair()
     pid = os.fork()
     if pid == 0:  # never returns
@@ -80,9 +86,11 @@ def fork_monitor(
         monitor.run_prepared(runtime, theirs, foreground=foreground, stdin=stdin, exec_root=exec_root)
     theirs.close()
     prepared = Prepared(pid, ours)
-    # the first cgroup.procs write waits for an RCU grace period holding cgroup_mutex: paid now,
-    # beside create, not later when the monitor's cgroup mkdirs would wait for it (cgroups.warm)
-    from minidocker.cgroups.warm import Warmer
+    # the first cgroup.procs write waits for an RCU grace period holding cgroup_mutex: paid before
+    # the monitor's cgroup mkdirs, not during them (cgroups.warm)
+    if warmer is None:
+        from minidocker.cgroups.warm import Warmer
 
-    prepared.warmer = Warmer.start()
+        warmer = Warmer.start()
+    prepared.warmer = warmer
     return prepared

@@ -195,3 +195,36 @@ def test_the_fast_path_runs_without_the_cyclic_collector_and_the_rest_with_it(
         assert seen == [False, False] and gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_the_fast_path_warms_cgroup_attach_before_it_forks_the_monitor(
+    captured: list[tuple[Any, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The warm-up's first cgroup.procs write waits one RCU grace period (~12 ms) holding
+    cgroup_mutex; started at the fork it still held up the monitor's cgroup mkdirs, so the fast
+    path starts it as soon as it knows it is a run, and hands the same warmer to fork_monitor."""
+    from minidocker.cgroups import warm
+    from minidocker.container import prepare
+
+    events: list[object] = []
+
+    class Marker:
+        def stop(self) -> None:
+            events.append("stopped")
+
+    marker = Marker()
+
+    def start(cls: Any, **kw: Any) -> Marker:
+        events.append("warm")
+        return marker
+
+    monkeypatch.setattr(warm.Warmer, "start", classmethod(start))
+    real_fork = prepare.fork_monitor
+
+    def fork(*args: Any, **kwargs: Any) -> Any:
+        events.append(kwargs.get("warmer"))
+        return real_fork(*args, **kwargs)
+
+    monkeypatch.setattr(prepare, "fork_monitor", fork)
+    _fast(["run", "--rm", "--network", "none", "busybox", "true"], captured)
+    assert events == ["warm", marker, "stopped"]  # started once, before the fork; then cancelled
