@@ -10,6 +10,7 @@ Python 3.11 has no ``os.unshare``/``os.setns`` (3.12+), and no ``mount`` at all,
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 
 from minidocker import trace
@@ -18,6 +19,30 @@ from minidocker import trace
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+
+class _Statx(ctypes.Structure):
+    """``struct statx`` (linux/stat.h, 256 bytes), the fields :func:`is_mountpoint` reads."""
+
+    _fields_ = [
+        ("mask", ctypes.c_uint32),
+        ("blksize", ctypes.c_uint32),
+        ("attributes", ctypes.c_uint64),  # offset 8
+        ("_nlink_to_blocks", ctypes.c_uint8 * 40),
+        ("attributes_mask", ctypes.c_uint64),  # offset 56: which attribute bits this kernel knows
+        ("_rest", ctypes.c_uint8 * 192),
+    ]
+
+
+_statx: ctypes._NamedFuncPointer | None
+try:  # glibc >= 2.28
+    _statx = _libc.statx
+    _statx.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(_Statx)]
+except AttributeError:
+    _statx = None
+AT_FDCWD = -100
+AT_NO_AUTOMOUNT = 0x800
+STATX_ATTR_MOUNT_ROOT = 0x2000  # Linux 5.8
 
 # mount(2) flags we use (linux/mount.h)
 MS_RDONLY = 0x1
@@ -95,7 +120,27 @@ def set_opaque(path: str) -> None:
 
 
 def is_mountpoint(path: str) -> bool:
-    """True if ``path`` is listed as a mount target in /proc/self/mountinfo."""
+    """True if ``path`` is the root of a mount (in this mount namespace).
+
+    ``statx(2)`` answers in one system call (``STATX_ATTR_MOUNT_ROOT``, Linux 5.8); reading and
+    parsing /proc/self/mountinfo, what we did before and still do on older kernels, cost ~0.12 ms
+    per call, and a ``run`` asks 4-5 times (the overlay's ``merged/`` in create, start, teardown).
+
+    >>> is_mountpoint("/proc"), is_mountpoint("/proc/self/fd")
+    (True, False)
+    """
+    if _statx is not None:
+        buf = _Statx()
+        if _statx(AT_FDCWD, os.fsencode(path), AT_NO_AUTOMOUNT, 0, ctypes.byref(buf)) == 0:
+            if buf.attributes_mask & STATX_ATTR_MOUNT_ROOT:
+                return bool(buf.attributes & STATX_ATTR_MOUNT_ROOT)
+        elif ctypes.get_errno() in (errno.ENOENT, errno.ENOTDIR):
+            return False
+    return listed_in_mountinfo(path)
+
+
+def listed_in_mountinfo(path: str) -> bool:
+    """True if ``path`` (symlinks resolved) is listed as a mount target in /proc/self/mountinfo."""
     try:
         with open("/proc/self/mountinfo", "rb") as f:
             target = os.fsencode(os.path.realpath(path))
