@@ -33,6 +33,9 @@ class ImageStore:
         self.lock = lock
         self.content = os.path.join(root, "content", "sha256")
         self.metadata = os.path.join(root, "metadata", "sha256")
+        # configs read and verified by this process: an ID names one content forever, so the
+        # second read of a `run` (the image's config, then its layers) skips the file and the hash
+        self._verified: dict[str, bytes] = {}
 
     def setup(self) -> None:
         fsutil.makedirs(self.content, 0o700)
@@ -58,7 +61,13 @@ class ImageStore:
         return os.path.isfile(os.path.join(self.content, digest.validate(image_id)))
 
     def get_bytes(self, image_id: str) -> bytes:
-        path = os.path.join(self.content, digest.validate(image_id))
+        """The config's exact bytes, checked against the ID (once per process: content cannot
+        change under an ID; whether the image still *exists* is :meth:`exists`'s question)."""
+        hexid = digest.validate(image_id)
+        known = self._verified.get(hexid)
+        if known is not None:
+            return known
+        path = os.path.join(self.content, hexid)
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -66,6 +75,7 @@ class ImageStore:
             raise NotFound(f"No such image: {image_id}", subject=image_id) from None
         if digest.sha256_digest(data) != image_id:  # (read on every `run`: no OpenSSL load)
             raise CorruptStore(f"image {image_id}: content does not match its digest", subject=image_id)
+        self._verified[hexid] = data
         return data
 
     def get(self, image_id: str) -> dict[str, Any]:
@@ -83,6 +93,7 @@ class ImageStore:
 
     def delete(self, image_id: str) -> None:
         hexid = digest.validate(image_id)
+        self._verified.pop(hexid, None)
         with self.lock.held():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.content, hexid))
