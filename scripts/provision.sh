@@ -207,11 +207,11 @@ fi
 # are asked from the venv's interpreter now and listed in the script, so every import resolves as
 # before. `pip install` puts pip's script back; provisioning again rewrites it.
 "$VENV/bin/python" - "$VENV/bin/minidocker" <<'PY'
-import os, subprocess, sys
+import json, os, subprocess, sys
 
-bare = subprocess.run([sys.executable, "-S", "-c", "import sys; print(repr(sys.path))"],
-                      capture_output=True, text=True, check=True).stdout
-added = [p for p in sys.path if p and p not in eval(bare)]
+bare = json.loads(subprocess.run([sys.executable, "-S", "-c", "import json, sys; print(json.dumps(sys.path))"],
+                                 capture_output=True, text=True, check=True).stdout)
+added = [p for p in sys.path if p and p not in bare]
 script = f"""#!{sys.executable} -S
 # minidocker's command, written by scripts/provision.sh in place of pip's console script: the same,
 # but the interpreter starts without `site` (~1.5 ms of every command); sys.path gets the

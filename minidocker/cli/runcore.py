@@ -390,30 +390,35 @@ def fast_main(argv: list[str]) -> bool:
     from minidocker.cgroups.warm import Warmer
 
     warmer = Warmer.start()
-    from minidocker.cli.context import Context
+    try:
+        from minidocker.cli.context import Context
 
-    if g["trace"]:
-        from minidocker import trace as tr
+        if g["trace"]:
+            from minidocker import trace as tr
 
-        tr.to_stream(sys.stderr)
-    ctx = Context(data_root=g["data_root"], exec_root=g["exec_root"], debug=g["debug"])
-    # The monitor is forked once the modules it shares with us are imported (the container
-    # record, the stores: forked earlier it would import them again, ~20 ms of CPU) and before
-    # what only we need (the flags as RunOptions, the image service, create's half of the
-    # container chapter), which then loads beside its warm-up, the longer branch before `go`
-    # (benchmarks/README.md, "Round 3"). Nothing is opened yet: bad flags change nothing.
-    import minidocker.container.lifecycle  # noqa: F401 (loaded here, shared with the monitor)
-    from minidocker.container.prepare import fork_monitor
+            tr.to_stream(sys.stderr)
+        ctx = Context(data_root=g["data_root"], exec_root=g["exec_root"], debug=g["debug"])
+        # The monitor is forked once the modules it shares with us are imported (the container
+        # record, the stores: forked earlier it would import them again, ~20 ms of CPU) and before
+        # what only we need (the flags as RunOptions, the image service, create's half of the
+        # container chapter), which then loads beside its warm-up, the longer branch before `go`
+        # (benchmarks/README.md, "Round 3"). Nothing is opened yet: bad flags change nothing.
+        import minidocker.container.lifecycle  # noqa: F401 (loaded here, shared with the monitor)
+        from minidocker.container.prepare import fork_monitor
 
-    sys.stdout.flush()  # nothing buffered may be written twice
-    sys.stderr.flush()
-    prepared = fork_monitor(
-        lambda: ctx.runtime,
-        foreground=not detach,
-        stdin=not detach and kw["interactive"],
-        exec_root=os.path.abspath(ctx.exec_root),
-        warmer=warmer,
-    )
+        sys.stdout.flush()  # nothing buffered may be written twice
+        sys.stderr.flush()
+        prepared = fork_monitor(
+            lambda: ctx.runtime,
+            foreground=not detach,
+            stdin=not detach and kw["interactive"],
+            exec_root=os.path.abspath(ctx.exec_root),
+            warmer=warmer,
+        )
+    except BaseException:
+        if warmer is not None:
+            warmer.stop()
+        raise
     try:
         opts = options(image, command, detach, kw)
     except BaseException:

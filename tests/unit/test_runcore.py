@@ -228,3 +228,24 @@ def test_the_fast_path_warms_cgroup_attach_before_it_forks_the_monitor(
     monkeypatch.setattr(prepare, "fork_monitor", fork)
     _fast(["run", "--rm", "--network", "none", "busybox", "true"], captured)
     assert events == ["warm", marker, "stopped"]  # started once, before the fork; then cancelled
+
+
+def test_the_early_warm_up_stops_when_the_monitor_cannot_be_forked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from minidocker.cgroups import warm
+    from minidocker.container import prepare
+
+    stopped: list[bool] = []
+
+    class Marker:
+        def stop(self) -> None:
+            stopped.append(True)
+
+    monkeypatch.setattr(warm.Warmer, "start", classmethod(lambda cls, **kw: Marker()))
+
+    def fork(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(prepare, "fork_monitor", fork)
+    with pytest.raises(OSError):
+        runcore.fast_main(["run", "--rm", "--network", "none", "busybox", "true"])
+    assert stopped == [True]
