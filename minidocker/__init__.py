@@ -22,11 +22,13 @@ def _dataclasses_without_inspect() -> None:
 
     ``dataclasses`` imports ``inspect`` (which imports ``ast``, ``dis``, ``tokenize``, ...: ~4 ms,
     on every command) for one call: ``inspect.signature(cls)``, to make a ``__doc__`` for a class
-    that has none, and every dataclass here has a docstring. So while ``dataclasses`` is imported,
-    ``sys.modules["inspect"]`` is a stand-in whose first attribute lookup imports the real module
-    (PEP 562 ``__getattr__``); right after, the stand-in leaves ``sys.modules``, so any later
-    ``import inspect`` gets the real one. Nothing changes if either module was already imported.
-    tests/unit/test_lean_imports.py checks both halves.
+    that has none, and every dataclass here has a docstring. (From Python 3.12 it also reads each
+    class's annotations with ``inspect.get_annotations(cls)``: the stand-in answers that itself,
+    for a class, as ``inspect`` does without ``eval_str``.) So while ``dataclasses`` is imported,
+    ``sys.modules["inspect"]`` is a stand-in whose first other attribute lookup imports the real
+    module (PEP 562 ``__getattr__``); right after, the stand-in leaves ``sys.modules``, so any
+    later ``import inspect`` gets the real one. Nothing changes if either module was already
+    imported. tests/unit/test_lean_imports.py checks both halves.
     """
     import sys
 
@@ -41,7 +43,19 @@ def _dataclasses_without_inspect() -> None:
 
         return getattr(inspect, name)
 
+    def get_annotations(obj: object, **kwargs: object) -> dict[str, object]:
+        # inspect.get_annotations for a class, unevaluated: a copy of its own __annotations__
+        if kwargs or not isinstance(obj, type):
+            return __getattr__("get_annotations")(obj, **kwargs)  # type: ignore[operator]
+        ann = obj.__dict__.get("__annotations__")
+        if ann is None:
+            return {}
+        if not isinstance(ann, dict):
+            return __getattr__("get_annotations")(obj)  # type: ignore[operator]
+        return dict(ann)
+
     stand_in.__getattr__ = __getattr__  # type: ignore[method-assign]
+    stand_in.get_annotations = get_annotations  # type: ignore[attr-defined]
     sys.modules["inspect"] = stand_in
     try:
         import dataclasses  # noqa: F401 (the point: imported now, with the stand-in)

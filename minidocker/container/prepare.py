@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import warnings
 from collections.abc import Callable
 
 from minidocker.kernel import sockets
@@ -78,7 +79,12 @@ def fork_monitor(
     (``cgroups.warm.Warmer``: ``warmer`` if one is running already, else one started now) is
     stopped by ``Runtime.start`` or :meth:`Prepared.cancel`."""
     ours, theirs = sockets.socketpair()
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns about fork() in a process with threads. Ours is `run`'s cgroup
+        # warm-up (cgroups.warm), already running: it holds no lock, Python's or ours, while it
+        # sleeps or writes, so the child copies nothing half-held (and has no such thread).
+        warnings.filterwarnings("ignore", r"This process .* is multi-threaded", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # never returns
         ours.close()
         from minidocker.container import monitor

@@ -147,6 +147,7 @@ def test_a_prepared_monitor_goes_away_when_cancelled_or_abandoned(tmp_path: Any)
         os.waitpid(prepared.pid, os.WNOHANG)
     # the CLI gone (its end closed, no "go"): the prepared monitor exits by itself, with 0
     other = rt.prepare()
+    other.stop_warming()  # (a CLI that goes away takes its warm-up thread with it)
     other.sock.close()
     _, status = os.waitpid(other.pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
