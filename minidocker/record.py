@@ -2,7 +2,7 @@
 
 ``@dataclass`` writes ``__init__``, ``__repr__`` and ``__eq__`` (and, frozen, ``__setattr__``,
 ``__delattr__``, ``__hash__``) of each class as source text and compiles them at import (Python
-3.11 and 3.12: one ``exec`` per method). Every ``run`` loads ~36 dataclasses before its container
+3.11 and 3.12: one ``exec`` per method; 3.13: one per class). Every ``run`` loads ~36 dataclasses before its container
 starts (``HostConfig``: 70 fields, ``RunOptions``: 44, ``Container``: 30, ``Layer``, ``Mount``,
 the namespaces' specs...), and compiling their methods was ~7 ms of CPU per ``run`` (issue 3,
 "Speed"; benchmarks/README.md, rounds 4 and 5), more than a tenth of it.
@@ -66,7 +66,9 @@ else:
 
 def _build(cls: type, frozen: bool) -> type:
     # init=False: dataclass collects the fields and sets __dataclass_fields__, __match_args__...
-    # and compiles nothing (eq/repr off; not frozen, or it would compile __setattr__/__delattr__)
+    # and compiles nothing (eq/repr off; not frozen, or it would compile __setattr__/__delattr__).
+    # So __dataclass_params__ reads init=False, frozen=False: the methods are ours, not generated
+    # (and a class @dataclass(frozen=True) cannot inherit from a frozen record).
     cls = dataclass(cls, init=False, eq=False, repr=False)
     cls.__init__ = _make_init(cls, frozen)  # type: ignore[misc]
     if frozen:
