@@ -137,6 +137,10 @@ class Warmer:
         self._limit = limit
         self._stopped = False
         self._poke = _poke
+        # the thread sleeps on this lock between writes: stop() releases it, so the thread ends at
+        # once instead of at its next wake-up (no thread left running beside the CLI, or a fork)
+        self._wake = _thread.allocate_lock()
+        self._wake.acquire()
 
     @classmethod
     def start(cls, *, limit: float = 5.0, root: str = DEFAULT_ROOT) -> Warmer | None:
@@ -158,7 +162,9 @@ class Warmer:
         return warmer
 
     def stop(self) -> None:
-        self._stopped = True
+        if not self._stopped:
+            self._stopped = True
+            self._wake.release()
 
     def _run(self) -> None:
         pid = str(os.getpid()).encode()
@@ -166,4 +172,5 @@ class Warmer:
         while not self._stopped and time.monotonic() < deadline:
             if not self._poke(self._path, pid):
                 return
-            time.sleep(INTERVAL_S)
+            if self._wake.acquire(timeout=INTERVAL_S):  # released: stopped
+                return

@@ -106,3 +106,27 @@ print(seen[0], os.getpriority(os.PRIO_PROCESS, 0))
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == [str(warm.PRIORITY if os.geteuid() == 0 else 5), "5"]
+
+
+def test_stop_ends_the_thread_at_once(tmp_path, monkeypatch):
+    """stop() wakes the sleeping thread (a lock, not time.sleep): no warm-up thread is left beside
+    the CLI after the monitor reported, nor in a process forked later."""
+    procs = tmp_path / "cgroup.procs"
+    procs.write_text("")
+    monkeypatch.setattr(warm, "own_procs_file", lambda root: str(procs))
+    monkeypatch.setattr(warm, "INTERVAL_S", 10.0)  # asleep long after its first write
+    pokes = []
+    monkeypatch.setattr(warm, "_poke", lambda path, pid: pokes.append(1) or True)
+    before = len(os.listdir("/proc/self/task"))
+    warmer = warm.Warmer.start(limit=60.0)
+    assert warmer is not None
+    deadline = time.monotonic() + 2.0
+    while not pokes and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert len(os.listdir("/proc/self/task")) == before + 1
+    warmer.stop()
+    warmer.stop()  # (twice is fine)
+    deadline = time.monotonic() + 1.0
+    while len(os.listdir("/proc/self/task")) > before and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert len(os.listdir("/proc/self/task")) == before and pokes == [1]
