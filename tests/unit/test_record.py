@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -87,24 +88,22 @@ def test_frozen_records_hash_as_generated_and_stay_frozen() -> None:
     )
 
 
-@record
-class Built(Record):
-    a: int
-    b: str
-    c: int = 3
-    d: list[int] = dataclasses.field(default_factory=list)
-    e: int = dataclasses.field(default=5, init=False)
-    f: list[str] = dataclasses.field(default_factory=lambda: ["x"], init=False)
+def _built(decorate: Callable[[type], type], base: type = object) -> Any:
+    """One set of fields (required, defaults, factories, init=False), decorated both ways."""
+
+    class Built(base):
+        a: int
+        b: str
+        c: int = 3
+        d: list[int] = dataclasses.field(default_factory=list)
+        e: int = dataclasses.field(default=5, init=False)
+        f: list[str] = dataclasses.field(default_factory=lambda: ["x"], init=False)
+
+    return decorate(Built)
 
 
-@dataclasses.dataclass
-class BuiltGenerated:
-    a: int
-    b: str
-    c: int = 3
-    d: list[int] = dataclasses.field(default_factory=list)
-    e: int = dataclasses.field(default=5, init=False)
-    f: list[str] = dataclasses.field(default_factory=lambda: ["x"], init=False)
+Built = _built(record, Record)
+BuiltGenerated = _built(dataclasses.dataclass)
 
 
 def _outcome(cls: type, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
