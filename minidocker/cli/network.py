@@ -184,7 +184,14 @@ def rm(ctx: Context, refs: tuple[str, ...]) -> None:
     """Remove one or more networks."""
     from minidocker import network
 
-    _each(refs, lambda ref: network.remove_network(ctx.stores, ref))
+    def remove(ref: str) -> None:
+        try:
+            network.remove_network(ctx.stores, ref)
+        except network.NetworkNotFound as e:
+            # the docker CLI's words for the daemon's 404 (client.wrapResponseError), as inspect's
+            raise network.NetworkNotFound(f"No such network: {ref}", subject=ref) from e
+
+    _each(refs, remove)
 
 
 network_group.add_command(rm, "remove")

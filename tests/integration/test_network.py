@@ -129,7 +129,7 @@ def test_network_create_errors_leave_nothing(net: Any, host: Any) -> None:
     r = net.fail("network", "create", "--subnet", "10.233.0.1/24", "tn4", rc=125)
     assert "invalid subnet" in r.stderr
     r = net.fail("network", "rm", "nosuchnet", rc=125)
-    assert "not found" in r.stderr
+    assert r.stderr.strip() == "Error: No such network: nosuchnet"  # the docker CLI's words
     r = net.fail("run", "--rm", "--network", "nosuchnet", "busybox", "true", rc=125)
     assert "network nosuchnet not found" in r.stderr
     assert kernel_objects(net, host) == before
