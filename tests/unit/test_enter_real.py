@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hostmounts import host_mounts
 
 from minidocker import trace
 from minidocker.errors import CannotExecute, InvalidInput, NotFound
@@ -37,11 +38,6 @@ NAMESPACES = ("mnt", "uts", "ipc", "net", "pid", "cgroup")
 OCI = "OCI runtime exec failed: exec failed: unable to start container process: "
 
 
-def _mountinfo() -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [" ".join(line.split()[:5]) for line in f]
-
-
 def _read(path: str) -> str:
     with open(path) as f:
         return f.read()
@@ -56,7 +52,7 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from minidocker.image.base import build_busybox
     from minidocker.image.store import Stores
 
-    before = _mountinfo()
+    before = host_mounts(str(tmp_path_factory.getbasetemp()))
     stores = Stores.open(str(tmp_path_factory.mktemp("data-root")))
     image_id = build_busybox(stores)
     cid = secrets.token_hex(32)
@@ -70,7 +66,8 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         stores.driver.put(mount.mount_id)
         stores.layers.remove_rw_layer(cid)
-        assert _mountinfo() == before, "the host's mount table changed"
+        after = host_mounts(str(tmp_path_factory.getbasetemp()))
+        assert after == before, "the host's mount table changed"
 
 
 @pytest.fixture(scope="module")

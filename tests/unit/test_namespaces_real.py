@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hostmounts import host_mounts
 
 from minidocker import trace
 from minidocker.errors import CannotExecute, CommandNotFound, MinidockerError
@@ -25,11 +26,6 @@ from minidocker.namespaces import Bind, ProcessSpec, start
 from minidocker.namespaces.caps import DEFAULT_MASK
 
 pytestmark = pytest.mark.root
-
-
-def _mountinfo() -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [" ".join(line.split()[:5]) for line in f]  # id parent dev root mountpoint
 
 
 @dataclass
@@ -43,7 +39,7 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rootfs]:
     from minidocker.image.base import build_busybox
     from minidocker.image.store import Stores
 
-    before = _mountinfo()
+    before = host_mounts(str(tmp_path_factory.getbasetemp()))
     stores = Stores.open(str(tmp_path_factory.mktemp("data-root")))
     image_id = build_busybox(stores)
     cid = secrets.token_hex(32)
@@ -54,7 +50,8 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rootfs]:
     finally:
         stores.driver.put(mount.mount_id)
         stores.layers.remove_rw_layer(cid)
-        assert _mountinfo() == before, "the host's mount table changed"
+        after = host_mounts(str(tmp_path_factory.getbasetemp()))
+        assert after == before, "the host's mount table changed"
 
 
 @dataclass
