@@ -111,22 +111,24 @@ print(seen[0], os.getpriority(os.PRIO_PROCESS, 0))
 def test_stop_ends_the_thread_at_once(tmp_path, monkeypatch):
     """stop() wakes the sleeping thread (a lock, not time.sleep): no warm-up thread is left beside
     the CLI after the monitor reported, nor in a process forked later."""
+    import _thread
+
     procs = tmp_path / "cgroup.procs"
     procs.write_text("")
     monkeypatch.setattr(warm, "own_procs_file", lambda root: str(procs))
     monkeypatch.setattr(warm, "INTERVAL_S", 10.0)  # asleep long after its first write
-    pokes = []
-    monkeypatch.setattr(warm, "_poke", lambda path, pid: pokes.append(1) or True)
-    before = len(os.listdir("/proc/self/task"))
+    tids = []
+    monkeypatch.setattr(warm, "_poke", lambda path, pid: tids.append(_thread.get_native_id()) or True)
     warmer = warm.Warmer.start(limit=60.0)
     assert warmer is not None
     deadline = time.monotonic() + 2.0
-    while not pokes and time.monotonic() < deadline:
+    while not tids and time.monotonic() < deadline:
         time.sleep(0.001)
-    assert len(os.listdir("/proc/self/task")) == before + 1
+    task = f"/proc/self/task/{tids[0]}"
+    assert os.path.exists(task)
     warmer.stop()
     warmer.stop()  # (twice is fine)
     deadline = time.monotonic() + 1.0
-    while len(os.listdir("/proc/self/task")) > before and time.monotonic() < deadline:
+    while os.path.exists(task) and time.monotonic() < deadline:
         time.sleep(0.001)
-    assert len(os.listdir("/proc/self/task")) == before and pokes == [1]
+    assert not os.path.exists(task) and len(tids) == 1
